@@ -1,0 +1,1 @@
+"""MDM backend: skeleton, features and BVH (numpy-only, bundled into the add-on) plus the torch model and samplers."""

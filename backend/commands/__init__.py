@@ -1,0 +1,1 @@
+"""Command-line subcommands of `python -m backend`: one module each, with `add_arguments(parser)` and `run(args)`."""
