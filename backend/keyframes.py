@@ -1,0 +1,180 @@
+"""Keyframe constraints: global joint positions at chosen frames, as the keyframe-conditioned model sees them, and
+the post-process that makes a generated motion pass exactly through every key.
+
+numpy only: the add-on uses it to read an animator's keys, training uses it to sample random constraints.
+
+Why a pose-space condition and not a 263-feature mask: at an isolated key only positions are known. HumanML3D's
+root velocities, joint velocities and smoothed heading need neighbouring frames, so masking those features would
+hand the model values it can never have at inference. The model instead receives the keyed joints' global
+positions, expressed in the heading frame of the first key (origin under its pelvis, facing +Z), one channel per
+joint coordinate, plus a mask of the same shape (CondMDI's keyframe input channels). The generated clip comes out
+in its own canonical frame (frame 0 at the origin facing +Z) and is mapped onto the keys afterwards.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import skeleton
+from .errors import UserError
+
+KEY_DIM = skeleton.NUM_JOINTS * 3  # keyframe channels per frame: x, y, z of every joint
+
+
+@dataclass(frozen=True)
+class Keyframes:
+    frames: np.ndarray  # (K,) int, strictly increasing frame indices inside the clip
+    joints: np.ndarray  # (K, 22, 3) global positions, metres, Y-up
+    joint_mask: np.ndarray  # (K, 22) bool: the joints constrained at each key (all True for full poses)
+
+    @classmethod
+    def full_poses(cls, frames, joints):
+        frames = np.asarray(frames, dtype=np.int64)
+        joints = np.asarray(joints, dtype=np.float64)
+        return cls(frames, joints, np.ones(joints.shape[:2], dtype=bool))
+
+    def validate(self, num_frames):
+        """Raise a UserError naming the problem when these keys cannot constrain a clip of `num_frames`."""
+        if self.joints.ndim != 3 or self.joints.shape[1:] != (skeleton.NUM_JOINTS, 3):
+            raise UserError(f"keyframe joints must have shape (K, {skeleton.NUM_JOINTS}, 3), got {self.joints.shape}")
+        if len(self.frames) != len(self.joints) or self.joint_mask.shape != self.joints.shape[:2]:
+            raise UserError("keyframes: frames, joints and joint mask disagree in length")
+        if len(self.frames) == 0:
+            raise UserError("no keyframes given")
+        if np.any(np.diff(self.frames) <= 0):
+            raise UserError(f"keyframe indices must be strictly increasing, got {self.frames.tolist()}")
+        outside = self.frames[(self.frames < 0) | (self.frames >= num_frames)]
+        if len(outside):
+            raise UserError(f"keyframe(s) {outside.tolist()} lie outside the clip of {num_frames} frames "
+                            f"(valid: 0..{num_frames - 1})")
+        if not np.all(np.isfinite(self.joints[self.joint_mask])):
+            raise UserError("keyframe joint positions contain NaN or infinity")
+
+
+def heading(pose):
+    """(..., 22, 3) -> (origin (..., 3) on the floor under the pelvis, yaw (...,) radians of the facing direction).
+
+    Facing follows HumanML3D: across = (r_hip - l_hip) + (r_shoulder - l_shoulder), forward = up x across,
+    yaw measured from +Z towards +X.
+    """
+    r_hip, l_hip, r_sdr, l_sdr = skeleton.FACE_JOINTS
+    across = pose[..., r_hip, :] - pose[..., l_hip, :] + pose[..., r_sdr, :] - pose[..., l_sdr, :]
+    forward_x, forward_z = across[..., 2], -across[..., 0]  # (0, 1, 0) x across = (a_z, 0, -a_x)
+    origin = pose[..., 0, :] * np.array([1.0, 0.0, 1.0])
+    return origin, np.arctan2(forward_x, forward_z)
+
+
+def _yaw_matrix(yaw):
+    """(...,) -> (..., 3, 3) rotation about +Y by `yaw` (takes +Z to the direction at that yaw)."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    zero, one = np.zeros_like(c), np.ones_like(c)
+    return np.stack([np.stack([c, zero, s], -1), np.stack([zero, one, zero], -1),
+                     np.stack([-s, zero, c], -1)], -2)
+
+
+def to_heading_frame(points, origin, yaw):
+    """World points -> the frame at `origin` whose +Z is the direction `yaw`."""
+    return (points - origin) @ _yaw_matrix(yaw)  # row vectors: p @ R == R^T p
+
+
+def from_heading_frame(points, origin, yaw):
+    return points @ _yaw_matrix(yaw).swapaxes(-1, -2) + origin
+
+
+def encode(keys: Keyframes, num_frames):
+    """Keyframes -> (values (F, 66) float32, mask (F, 66) bool): the model's keyframe input channels."""
+    origin, yaw = heading(keys.joints[0])
+    local = to_heading_frame(keys.joints, origin, yaw)  # (K, 22, 3)
+    values = np.zeros((num_frames, skeleton.NUM_JOINTS, 3), dtype=np.float32)
+    mask = np.zeros((num_frames, skeleton.NUM_JOINTS, 3), dtype=bool)
+    values[keys.frames] = np.where(keys.joint_mask[..., None], local, 0.0)
+    mask[keys.frames] = keys.joint_mask[..., None]
+    return values.reshape(num_frames, KEY_DIM), mask.reshape(num_frames, KEY_DIM)
+
+
+def _fit_yaw_translation(source, target, weights):
+    """Weighted least-squares yaw + translation taking (N,3) source points onto target points (XZ only, Y kept)."""
+    w = weights / weights.sum()
+    src_c, tgt_c = (w[:, None] * source).sum(0), (w[:, None] * target).sum(0)
+    s, t = source - src_c, target - tgt_c
+    # Rotation about +Y by yaw maps (x, z) -> (x cos + z sin, -x sin + z cos); maximise the weighted dot.
+    num = (w * (s[:, 2] * t[:, 0] - s[:, 0] * t[:, 2])).sum()
+    den = (w * (s[:, 0] * t[:, 0] + s[:, 2] * t[:, 2])).sum()
+    yaw = np.arctan2(num, den)
+    rot = _yaw_matrix(yaw)
+    offset = tgt_c - src_c @ rot.T
+    offset[1] = 0.0  # heights are absolute (floor at y=0) in both frames
+    return rot, offset
+
+
+def place_on_keys(joints, keys: Keyframes, hold_root=True, blend_frames=8):
+    """Map a generated clip (its own canonical frame) onto the keys; with `hold_root`, hit every key exactly.
+
+    1. A rigid yaw + XZ translation aligns the generated poses at the key frames with the keys.
+    2. (hold_root) The root offset measured at each key is interpolated linearly between keys and added to every
+       joint of the frame, so the root passes exactly through every keyed root and the correction spreads over
+       the whole gap instead of popping at the key.
+    3. (hold_root) The remaining per-joint residual at each key is added with a smooth (raised-cosine) falloff
+       over `blend_frames` on either side, so keyed joints are met exactly with no pop.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    weights = keys.joint_mask.astype(np.float64).reshape(-1)
+    rot, offset = _fit_yaw_translation(joints[keys.frames].reshape(-1, 3), keys.joints.reshape(-1, 3),
+                                       np.maximum(weights, 1e-9))
+    placed = joints @ rot.T + offset
+    if not hold_root:
+        return placed
+    frames = np.arange(len(placed))
+    rooted = keys.joint_mask[:, 0]
+    if rooted.any():
+        root_delta = keys.joints[rooted, 0] - placed[keys.frames[rooted], 0]  # (K', 3)
+        shift = np.stack([np.interp(frames, keys.frames[rooted], root_delta[:, d]) for d in range(3)], -1)
+        placed = placed + shift[:, None]
+    # Each key's falloff ends before the neighbouring keys, so fixing one key never moves another.
+    gaps = np.diff(np.concatenate([[-np.inf], keys.frames, [np.inf]]))
+    for k, f in enumerate(keys.frames):
+        half = min(blend_frames, gaps[k], gaps[k + 1])
+        residual = np.where(keys.joint_mask[k][:, None], keys.joints[k] - placed[f], 0.0)  # (22, 3)
+        distance = np.abs(frames - f)
+        falloff = np.where(distance < half, 0.5 * (1 + np.cos(np.pi * distance / half)), 0.0)
+        placed = placed + falloff[:, None, None] * residual
+    return placed
+
+
+# Constraint patterns seen in training (CondMDI-style random masks), with their probabilities. "none" keeps the
+# model a plain text-to-motion model; the others make in-betweening and continuation first-class conditions.
+TRAINING_PATTERNS = {
+    "none": 0.30,
+    "regular": 0.25,  # keys every 5-40 frames, first and last frame included: in-betweening
+    "sparse": 0.10,  # a few random frames
+    "prefix": 0.10,  # continuation: the first frames known
+    "suffix": 0.05,
+    "prefix_suffix": 0.05,
+    "root_only": 0.10,  # a root path at a few keys (trajectory control)
+    "joint_subset": 0.05,  # a few joints at a few keys (e.g. hands and feet)
+}
+KEY_GAPS = (5, 10, 20, 40)
+
+
+def sample_training_pattern(num_frames, rng: np.random.Generator):
+    """A random (frames (K,), joint_mask (K, 22)) constraint pattern for one training window, or None."""
+    names = list(TRAINING_PATTERNS)
+    pattern = names[rng.choice(len(names), p=np.array(list(TRAINING_PATTERNS.values())))]
+    last = num_frames - 1
+    if pattern == "none" or num_frames < 2:
+        return None
+    if pattern == "regular":
+        frames = np.unique(np.append(np.arange(0, last, rng.choice(KEY_GAPS)), last))
+    elif pattern in ("sparse", "root_only", "joint_subset"):
+        count = rng.integers(1, 6)
+        frames = np.unique(np.append(0, rng.choice(num_frames, size=min(count, num_frames), replace=False)))
+    else:
+        n = int(rng.integers(1, max(2, num_frames // 2)))
+        prefix, suffix = np.arange(n), np.arange(num_frames - n, num_frames)
+        frames = {"prefix": prefix, "suffix": suffix, "prefix_suffix": np.union1d(prefix, suffix)}[pattern]
+    joint_mask = np.ones((len(frames), skeleton.NUM_JOINTS), dtype=bool)
+    if pattern == "root_only":
+        joint_mask[:, 1:] = False
+    elif pattern == "joint_subset":
+        joint_mask = rng.random((len(frames), skeleton.NUM_JOINTS)) < 0.3
+        joint_mask[:, 0] |= ~joint_mask.any(axis=1)  # every key constrains something
+    return frames, joint_mask

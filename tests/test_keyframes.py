@@ -1,0 +1,75 @@
+"""Keyframe constraints: validation, the model's input channels, and exact placement onto the keys."""
+import numpy as np
+import pytest
+
+from backend import keyframes as kf
+from backend.errors import UserError
+from conftest import HUMANML_SAMPLE_DIR
+
+
+@pytest.fixture(scope="module")
+def motion():
+    return np.load(HUMANML_SAMPLE_DIR / "new_joints_012314.npy").astype(np.float64)  # (170, 22, 3), faces +Z
+
+
+def _world(joints, yaw=0.7, shift=(2.0, 0.0, -1.0)):
+    return joints @ kf._yaw_matrix(yaw).T + np.array(shift)
+
+
+def test_heading_recovers_a_known_yaw(motion):
+    origin, yaw = kf.heading(_world(motion)[0])
+    assert yaw == pytest.approx(0.7, abs=1e-3)  # the clip's first frame faces +Z exactly
+    assert origin[1] == 0.0
+
+
+def test_heading_frame_round_trip(motion):
+    origin, yaw = np.array([1.0, 0.0, 2.0]), 1.3
+    local = kf.to_heading_frame(motion, origin, yaw)
+    assert np.allclose(kf.from_heading_frame(local, origin, yaw), motion)
+
+
+def test_encode_is_invariant_to_where_the_keys_stand(motion):
+    frames = [0, 30, 90]
+    a = kf.encode(kf.Keyframes.full_poses(frames, motion[frames]), len(motion))
+    b = kf.encode(kf.Keyframes.full_poses(frames, _world(motion)[frames]), len(motion))
+    assert np.allclose(a[0], b[0], atol=1e-5) and np.array_equal(a[1], b[1])
+    assert a[1].sum() == 3 * kf.KEY_DIM and not a[1][1:30].any()
+
+
+def test_place_on_keys_hits_every_key_and_stays_smooth(motion):
+    world = _world(motion)
+    frames = [0, 20, 40, 44, 100, 169]
+    keys = kf.Keyframes.full_poses(frames, world[frames])
+    noisy = motion + np.cumsum(np.random.default_rng(0).normal(0, 0.003, (len(motion), 1, 3)), 0)
+    placed = kf.place_on_keys(noisy, keys)
+    assert np.abs(placed[frames] - world[frames]).max() < 1e-9
+    # No pop: the largest frame-to-frame step stays close to the motion's own.
+    step = np.linalg.norm(np.diff(placed, axis=0), axis=-1).max()
+    assert step < 1.5 * np.linalg.norm(np.diff(world, axis=0), axis=-1).max()
+
+
+def test_place_on_keys_with_a_free_root_only_aligns(motion):
+    world = _world(motion)
+    keys = kf.Keyframes.full_poses([0, 169], world[[0, 169]])
+    placed = kf.place_on_keys(motion, keys, hold_root=False)
+    assert np.abs(placed - world).max() < 1e-6  # a rigid copy is aligned exactly
+
+
+def test_partial_keys_only_constrain_their_joints(motion):
+    world = _world(motion)
+    mask = np.zeros((2, 22), dtype=bool)
+    mask[:, 0] = True  # root-only keys
+    keys = kf.Keyframes(np.array([0, 100]), world[[0, 100]], mask)
+    placed = kf.place_on_keys(motion + 0.05, keys)
+    assert np.abs(placed[[0, 100], 0] - world[[0, 100], 0]).max() < 1e-9
+
+
+@pytest.mark.parametrize("frames, message", [
+    ([0, 200], "outside the clip"),
+    ([10, 5], "strictly increasing"),
+    ([], "no keyframes"),
+])
+def test_bad_keys_are_refused_clearly(motion, frames, message):
+    keys = kf.Keyframes.full_poses(frames, np.zeros((len(frames), 22, 3)))
+    with pytest.raises(UserError, match=message):
+        keys.validate(len(motion))
