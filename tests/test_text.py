@@ -1,0 +1,96 @@
+"""Text encoders: CLIP as the official MDM runs it (on the fixture's tiny CLIP), the prompt cache, offline MiniLM."""
+import numpy as np
+import pytest
+import torch
+
+from backend.errors import UserError
+from backend.fixture_check import TOL_CLIP_FP16, Fixture, fixture_clip_encoder
+from backend.model import MDMConfig
+from backend.text import ClipTextEncoder, MiniLMTextEncoder, clip_context_length, load_text_encoder
+from conftest import FIXTURE_DIR
+
+CASE = "text_trans_enc"
+
+
+@pytest.fixture(scope="module")
+def fx(shared_dir):
+    return Fixture(FIXTURE_DIR)
+
+
+@pytest.fixture
+def tiny_clip(fx):
+    return fixture_clip_encoder(fx, CASE)
+
+
+def prompts(fx):
+    return fx.config["cases"][CASE]["inputs"]["prompts"]
+
+
+def test_tokens_are_the_official_ones(fx, tiny_clip):
+    tokens = tiny_clip.tokenize(prompts(fx)).numpy()
+    np.testing.assert_array_equal(tokens, fx.array("text/clip_tokens_padded77"))
+    np.testing.assert_array_equal(tokens[:, :22], fx.array("text/clip_tokens_ctx22"))
+    assert tokens[1, 21] == 49407  # the over-long prompt is cut and still ends in EOT
+
+
+def test_embedding_matches_official_fp16_clip(fx, tiny_clip):
+    embedding = tiny_clip.encode(prompts(fx))
+    assert embedding.dtype == torch.float32 and embedding.shape == (2, tiny_clip.dim)
+    assert tiny_clip.model.text_projection.dtype == torch.float16  # fp16 weights, as official
+    assert tiny_clip.model.ln_final.weight.dtype == torch.float32  # fp32 LayerNorm
+    np.testing.assert_allclose(embedding.unsqueeze(0).numpy(), fx.array("text/clip_encode_text"), atol=TOL_CLIP_FP16)
+
+
+def test_each_distinct_prompt_is_encoded_once(fx, tiny_clip):
+    batches = []
+    encode_text = tiny_clip.model.encode_text
+    tiny_clip.model.encode_text = lambda tokens: batches.append(len(tokens)) or encode_text(tokens)
+    first, second = prompts(fx)
+    out = tiny_clip.encode([first, second, first])
+    again = tiny_clip.encode([second, "a third prompt", first])
+    assert batches == [2, 1]
+    assert torch.equal(out[0], out[2]) and torch.equal(again[0], out[1]) and torch.equal(again[2], out[0])
+
+
+def test_cache_is_bounded(fx, tiny_clip):
+    tiny_clip.cache_size = 2
+    tiny_clip.encode(["one", "two", "three"])
+    assert list(tiny_clip._cache) == ["two", "three"]
+
+
+def test_empty_prompt_is_refused(tiny_clip):
+    with pytest.raises(UserError, match="empty"):
+        tiny_clip.encode(["a person walks", "   "])
+
+
+def test_missing_clip_file_is_named(tmp_path):
+    missing = tmp_path / "ViT-B-32.pt"
+    with pytest.raises(UserError, match=f"CLIP weights file {missing} does not exist"):
+        ClipTextEncoder.from_file(missing)
+
+
+def test_a_file_that_is_not_clip_is_refused(tmp_path):
+    bogus = tmp_path / "ViT-B-32.pt"
+    torch.save({"weight": torch.zeros(2)}, bogus)
+    with pytest.raises(UserError, match="is not a CLIP checkpoint"):
+        ClipTextEncoder.from_file(bogus)
+
+
+def test_encoder_choice_follows_the_config(tmp_path):
+    text_model = MDMConfig.from_official_args({"dataset": "humanml"})
+    with pytest.raises(UserError, match="give the path to ViT-B-32.pt"):
+        load_text_encoder(text_model)
+    assert load_text_encoder(MDMConfig.from_official_args({"dataset": "humanact12"})) is None
+    assert clip_context_length("humanml") == 22 and clip_context_length("humanact12") == 77
+
+
+def test_minilm_encodes_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    encoder = MiniLMTextEncoder("cpu")
+    out = encoder.encode(["a person walks forward", "a person jumps", "a person walks forward"])
+    assert (encoder.kind, encoder.dim, out.shape, out.dtype) == ("minilm", 384, (3, 384), torch.float32)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(3))
+    assert torch.equal(out[0], out[2])
+    similar, different = out[0] @ encoder.encode(["someone walks forwards"])[0], out[0] @ out[1]
+    assert similar > different  # a real sentence model, not noise
