@@ -107,33 +107,32 @@ def _fit_yaw_translation(source, target, weights):
 
 
 def place_on_keys(joints, keys: Keyframes, hold_root=True, blend_frames=8):
-    """Map a generated clip (its own canonical frame) onto the keys; with `hold_root`, hit every key exactly.
+    """Map a generated clip (its own canonical frame) onto the keys, so every keyed joint is met exactly.
 
     1. A rigid yaw + XZ translation aligns the generated poses at the key frames with the keys.
     2. (hold_root) The root offset measured at each key is interpolated linearly between keys and added to every
        joint of the frame, so the root passes exactly through every keyed root and the correction spreads over
-       the whole gap instead of popping at the key.
-    3. (hold_root) The remaining per-joint residual at each key is added with a smooth (raised-cosine) falloff
-       over `blend_frames` on either side, so keyed joints are met exactly with no pop.
+       the whole gap instead of popping at the key. With a free root the model's own path is kept, and the keyed
+       poses are met relative to it.
+    3. The remaining per-joint residual at each key is added with a smooth (raised-cosine) falloff over
+       `blend_frames` on either side (never reaching a neighbouring key), so keyed joints are met with no pop.
     """
     joints = np.asarray(joints, dtype=np.float64)
     weights = keys.joint_mask.astype(np.float64).reshape(-1)
     rot, offset = _fit_yaw_translation(joints[keys.frames].reshape(-1, 3), keys.joints.reshape(-1, 3),
                                        np.maximum(weights, 1e-9))
     placed = joints @ rot.T + offset
-    if not hold_root:
-        return placed
     frames = np.arange(len(placed))
     rooted = keys.joint_mask[:, 0]
-    if rooted.any():
+    if hold_root and rooted.any():
         root_delta = keys.joints[rooted, 0] - placed[keys.frames[rooted], 0]  # (K', 3)
         shift = np.stack([np.interp(frames, keys.frames[rooted], root_delta[:, d]) for d in range(3)], -1)
         placed = placed + shift[:, None]
-    # Each key's falloff ends before the neighbouring keys, so fixing one key never moves another.
     gaps = np.diff(np.concatenate([[-np.inf], keys.frames, [np.inf]]))
     for k, f in enumerate(keys.frames):
+        target = keys.joints[k] if hold_root else keys.joints[k] - keys.joints[k, 0] + placed[f, 0]
+        residual = np.where(keys.joint_mask[k][:, None], target - placed[f], 0.0)  # (22, 3)
         half = min(blend_frames, gaps[k], gaps[k + 1])
-        residual = np.where(keys.joint_mask[k][:, None], keys.joints[k] - placed[f], 0.0)  # (22, 3)
         distance = np.abs(frames - f)
         falloff = np.where(distance < half, 0.5 * (1 + np.cos(np.pi * distance / half)), 0.0)
         placed = placed + falloff[:, None, None] * residual

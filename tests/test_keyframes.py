@@ -55,6 +55,18 @@ def test_place_on_keys_with_a_free_root_only_aligns(motion):
     assert np.abs(placed - world).max() < 1e-6  # a rigid copy is aligned exactly
 
 
+def test_a_free_root_keeps_the_models_path_and_meets_the_poses(motion):
+    world = _world(motion)
+    frames = [0, 60, 169]
+    keys = kf.Keyframes.full_poses(frames, world[frames])
+    drifted = motion + np.linspace(0, 0.3, len(motion))[:, None, None] * np.array([1.0, 0.0, 0.0])
+    placed = kf.place_on_keys(drifted, keys, hold_root=False)
+    root_miss = np.linalg.norm(placed[60, 0] - world[60, 0])
+    assert root_miss > 0.01  # the root follows the model (after the rigid fit), not the key
+    relative = (placed[frames] - placed[frames, :1]) - (world[frames] - world[frames, :1])
+    assert np.abs(relative).max() < 1e-9  # but the keyed pose is met around it
+
+
 def test_partial_keys_only_constrain_their_joints(motion):
     world = _world(motion)
     mask = np.zeros((2, 22), dtype=bool)

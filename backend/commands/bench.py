@@ -1,0 +1,18 @@
+"""`bench`: speed and memory of the full-size model, our path vs the official recipe, measured in one run."""
+
+
+def add_arguments(parser):
+    parser.add_argument("--frames", default="120,196", help="comma-separated clip lengths")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=5, help="timings per figure (the median is reported)")
+    parser.add_argument("--official-steps-timed", type=int, default=50,
+                        help="official-recipe steps actually timed before scaling to 1000 (1000 = time them all)")
+    parser.add_argument("--device", default="auto")
+
+
+def run(args):
+    from ..bench import run_bench
+    from ..device import pick_device
+
+    run_bench(pick_device(args.device), [int(f) for f in args.frames.split(",")], args.steps, args.repeat,
+              args.official_steps_timed)

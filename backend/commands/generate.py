@@ -1,0 +1,31 @@
+"""`generate`: text or action -> S motions (joints + features .npz, optional BVH), progress on stderr."""
+
+
+def add_arguments(parser):
+    parser.add_argument("--checkpoint", help="model folder or official .pt (default: the embedded model)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--text", default="", help="the prompt")
+    what.add_argument("--action", default="", help="an action name (see `info`)")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=0, help="sampling steps (default: all the model's steps)")
+    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm")
+    parser.add_argument("--guidance", type=float, default=2.5, help="classifier-free guidance scale")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    parser.add_argument("--clip", help="CLIP ViT-B/32 weights file (official text models)")
+    parser.add_argument("--out", required=True, help="output .npz")
+    parser.add_argument("--bvh", help="also write sample 0 (or --bvh-sample) as a BVH")
+
+
+def run(args):
+    from ..pipeline import MotionRequest, Pipeline
+    from .common import progress_bar, save_result
+
+    pipeline = Pipeline(args.checkpoint, args.device, clip_path=args.clip)
+    request = MotionRequest(text=args.text, action=args.action,
+                            frames=round(args.seconds * pipeline.loaded.frames["fps"]), samples=args.samples,
+                            seed=args.seed, guidance=args.guidance, steps=args.steps, sampler=args.sampler)
+    with progress_bar("sampling") as progress:
+        result = pipeline.generate(request, progress=progress)
+    save_result(result, args.out, args.bvh)

@@ -1,0 +1,52 @@
+"""`inbetween`: keyed poses (global joint positions at chosen frames) -> motion that passes through every key."""
+from pathlib import Path
+
+
+def add_arguments(parser):
+    parser.add_argument("--checkpoint", help="model folder or official .pt (default: the embedded model)")
+    parser.add_argument("--keys", required=True,
+                        help=".npz with `frames` (K,) int and `joints` (K,22,3) metres Y-up; optional `joint_mask` (K,22)")
+    parser.add_argument("--frames", type=int, default=0, help="clip length (default: last key + 1)")
+    parser.add_argument("--text", default="", help="optional prompt for the frames between the keys")
+    parser.add_argument("--method", default="auto", help="auto, keyframe, x0_replace, repaint or guidance")
+    parser.add_argument("--free-root", action="store_true", help="do not pin the root to the keyed root positions")
+    parser.add_argument("--samples", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--guidance", type=float, default=2.5)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--clip", help="CLIP ViT-B/32 weights file (official text models)")
+    parser.add_argument("--out", required=True, help="output .npz")
+    parser.add_argument("--bvh", help="also write sample 0 as a BVH")
+
+
+def read_keys(path):
+    """A keys .npz -> Keyframes, with a clear error for each way the file can be wrong."""
+    import numpy as np
+
+    from ..errors import UserError
+    from ..keyframes import Keyframes
+
+    if not Path(path).is_file():
+        raise UserError(f"keys file {path} does not exist")
+    try:
+        data = np.load(path)
+        frames, joints = data["frames"].astype(np.int64).reshape(-1), data["joints"].astype(np.float64)
+        mask = data["joint_mask"].astype(bool) if "joint_mask" in data.files else np.ones(joints.shape[:2], bool)
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(f"{path} is not a keys file with `frames` (K,) and `joints` (K,22,3): {err}") from None
+    return Keyframes(frames, joints, mask)
+
+
+def run(args):
+    from ..pipeline import MotionRequest, Pipeline
+    from .common import progress_bar, save_result
+
+    keys = read_keys(args.keys)
+    frames = args.frames or (int(keys.frames.max()) + 1 if len(keys.frames) else 0)
+    pipeline = Pipeline(args.checkpoint, args.device, clip_path=args.clip)
+    request = MotionRequest(text=args.text, frames=frames, samples=args.samples, seed=args.seed,
+                            guidance=args.guidance, keys=keys, inbetween_method=args.method,
+                            hold_root=not args.free_root)
+    with progress_bar("in-betweening") as progress:
+        result = pipeline.generate(request, progress=progress)
+    save_result(result, args.out, args.bvh)

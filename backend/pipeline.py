@@ -1,0 +1,220 @@
+"""The one place that wires a request to a motion: load a model once, encode the condition once per request,
+sample, un-normalise, recover joints, and (for in-betweening) place the result exactly on the keys.
+
+Requests and results are plain data (numpy arrays, str, int, float), so the same calls serve the CLI, the add-on's
+in-process worker thread and the stdio server.
+"""
+import time
+from pathlib import Path
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import features, keyframes, skeleton
+from .checkpoints import LoadedModel, load_checkpoint
+from .device import pick_device
+from .diffusion import make_schedule
+from .errors import UserError
+from .inpainting import anchor_root, keyframe_inpainting, reconstruction_guidance, replace_x0, sample_repaint
+from .samplers import gaussian_noise, model_denoiser, sample_ddim, sample_ddpm
+
+SAMPLERS = ("ddpm", "ddim")
+# The embedded default model: trained by `python -m backend train` on data we may ship (see docs/benchmarks.md).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "default_model"
+MAX_SAMPLES = 16
+INPAINTING_METHODS = ("x0_replace", "repaint", "guidance")  # work with any model (official ones included)
+RECONSTRUCTION_GUIDANCE_WEIGHT = 10.0
+
+
+@dataclass
+class MotionRequest:
+    """What the user asked for. `frames` counts output frames at the model's fps."""
+
+    text: str = ""
+    action: str = ""
+    frames: int = 120
+    samples: int = 3
+    seed: int = 0
+    guidance: float = 2.5
+    steps: int = 0  # 0 = every step the model was trained with; fewer = respaced
+    sampler: str = "ddpm"
+    keys: keyframes.Keyframes | None = None  # in-betweening / continuation constraints
+    inbetween_method: str = "auto"  # auto = the best the model supports (see `inbetween_methods`)
+    hold_root: bool = True  # in-betweening: the root passes exactly through every keyed root
+
+
+@dataclass
+class MotionResult:
+    joints: np.ndarray  # (S, T, 22, 3) float32, metres, Y-up, at meta["fps"]
+    features: np.ndarray  # (S, T, 263) un-normalised HumanML3D features
+    meta: dict = field(default_factory=dict)
+
+
+class Pipeline:
+    """A loaded model plus its text encoder; `generate` runs one request."""
+
+    def __init__(self, checkpoint=None, device="auto", clip_path=None):
+        checkpoint = checkpoint or DEFAULT_CHECKPOINT
+        self.device = pick_device(device)
+        self.loaded: LoadedModel = load_checkpoint(checkpoint, device=self.device)
+        self.config = self.loaded.config
+        if self.config.data_rep != "hml_vec":
+            raise UserError(f"{checkpoint}: {self.config.data_rep} models (e.g. the official action models) output "
+                            f"SMPL rotations, which need the SMPL body model to become joints; only HumanML3D-feature "
+                            f"models are supported for generation")
+        self._clip_path = clip_path
+        self._text_encoder = None  # built on the first text request: loading CLIP takes seconds
+
+    # ------------------------------------------------------------------ what the model offers
+    @property
+    def action_prompts(self) -> dict:
+        """Action name -> the prompt that stands for it (our text models list their training categories)."""
+        return dict(self.loaded.meta.get("action_prompts", {}))
+
+    @property
+    def actions(self) -> list:
+        return list(self.config.action_names) or list(self.action_prompts)
+
+    def info(self) -> dict:
+        c, frames = self.config, self.loaded.frames
+        return {"arch": c.arch, "cond_mode": c.cond_mode, "text_encoder": c.text_encoder if c.cond_mode == "text"
+                else None, "actions": self.actions, "fps": frames["fps"], "min_frames": frames["min_frames"],
+                "max_frames": frames["max_frames"], "diffusion_steps": c.diffusion_steps,
+                "keyframe_conditioned": bool(c.keyframe_dim), "parameters": sum(p.numel() for p in
+                self.loaded.model.parameters()), "device": str(self.device), "path": self.loaded.meta.get("path")}
+
+    # ------------------------------------------------------------------ one request
+    def inbetween_methods(self) -> list:
+        """Ways this model can meet keyframes, the default first: its own keyframe channels when it was trained
+        with them, else the inference-time methods (see docs/benchmarks.md for how they compare)."""
+        return (["keyframe"] if self.config.keyframe_dim else []) + list(INPAINTING_METHODS)
+
+    def generate(self, request: MotionRequest, progress=None, cancelled=None) -> MotionResult:
+        began = time.perf_counter()
+        prompt = self._validate(request)
+        generator = torch.Generator(device="cpu").manual_seed(request.seed)
+        schedule = make_schedule(self.config.diffusion_steps, self.config.noise_schedule,
+                                 str(request.steps) if request.steps else "")
+        method = self._inbetween_method(request)
+        denoise = self._denoiser(prompt, request, schedule, method)
+        shape = (request.samples, self.config.njoints, self.config.nfeats, request.frames)
+        x_T = torch.randn(shape, generator=generator).to(self.device)
+        noise = gaussian_noise(generator)
+        if method == "repaint":
+            known, keep = self._known_features(request)
+            x0 = sample_repaint(denoise, schedule, x_T, known, keep, noise, progress=progress, cancelled=cancelled)
+        elif request.sampler == "ddim":
+            x0 = sample_ddim(denoise, schedule, x_T, eta=0.0, progress=progress, cancelled=cancelled)
+        else:
+            x0 = sample_ddpm(denoise, schedule, x_T, noise, progress=progress, cancelled=cancelled)
+        feats = self._unnormalise(x0)  # (S, T, 263)
+        if request.keys is not None and request.hold_root and request.keys.frames[0] == 0:
+            # Re-anchor the root velocities so the features themselves pass through the keyed roots.
+            feats = anchor_root(torch.from_numpy(feats), self._local_keys(request.keys)).numpy()
+        joints = features.features_to_joints(feats)  # (S, T, 22, 3), the clip's own frame
+        if request.keys is not None:
+            joints = np.stack([keyframes.place_on_keys(j, request.keys, request.hold_root) for j in joints])
+        meta = {"prompt": prompt, "action": request.action, "seed": request.seed, "guidance": request.guidance,
+                "sampler": "repaint" if method == "repaint" else request.sampler, "steps": schedule.num_steps,
+                "frames": request.frames, "fps": self.loaded.frames["fps"], "device": str(self.device),
+                "inbetween_method": method, "seconds_taken": round(time.perf_counter() - began, 3)}
+        return MotionResult(joints.astype(np.float32), feats.astype(np.float32), meta)
+
+    def _inbetween_method(self, request: MotionRequest):
+        if request.keys is None:
+            return None
+        methods = self.inbetween_methods()
+        method = methods[0] if request.inbetween_method == "auto" else request.inbetween_method
+        if method not in methods:
+            raise UserError(f"unknown in-betweening method {method!r} for this model; use one of {methods}")
+        return method
+
+    def _denoiser(self, prompt, request, schedule, method):
+        """The network as a denoiser with guidance and, for the inference-time methods, the keyframe edits."""
+        cond = self._condition(prompt, request, keyed=method == "keyframe")
+        guided = self.config.cond_mode != "no_cond" and self.config.cond_mask_prob > 0 and request.guidance != 1
+        denoise = model_denoiser(self.loaded.model, cond, schedule,
+                                 guidance_scale=request.guidance if guided else None)
+        if method == "x0_replace":
+            return replace_x0(denoise, *self._known_features(request))
+        if method == "guidance":
+            return reconstruction_guidance(denoise, schedule, self._local_keys(request.keys), self.loaded.mean,
+                                           self.loaded.std, weight=RECONSTRUCTION_GUIDANCE_WEIGHT)
+        return denoise
+
+    @staticmethod
+    def _local_keys(keys: keyframes.Keyframes) -> keyframes.Keyframes:
+        """Keys in the clip's own frame (the first key's heading frame: pelvis at the XZ origin, facing +Z)."""
+        origin, yaw = keyframes.heading(keys.joints[0])
+        return keyframes.Keyframes(keys.frames, keyframes.to_heading_frame(keys.joints, origin, yaw), keys.joint_mask)
+
+    def _known_features(self, request):
+        """(known, keep) in network space for the feature-space inpainting methods."""
+        known, keep = keyframe_inpainting(self._local_keys(request.keys), request.frames, self.loaded.mean,
+                                          self.loaded.std, batch=request.samples)
+        return known.to(self.device), keep.to(self.device)
+
+    def _validate(self, request: MotionRequest) -> str:
+        """Check the request against the model; return the prompt to encode ('' for unconditioned models)."""
+        frames = self.loaded.frames
+        if not frames["min_frames"] <= request.frames <= frames["max_frames"]:
+            fps = frames["fps"]
+            raise UserError(f"length {request.frames} frames ({request.frames / fps:.2f} s) is outside this model's "
+                            f"range of {frames['min_frames']}-{frames['max_frames']} frames "
+                            f"({frames['min_frames'] / fps:.1f}-{frames['max_frames'] / fps:.1f} s)")
+        if not 1 <= request.samples <= MAX_SAMPLES:
+            raise UserError(f"samples must be between 1 and {MAX_SAMPLES}, got {request.samples}")
+        if request.sampler not in SAMPLERS:
+            raise UserError(f"unknown sampler {request.sampler!r}: use one of {SAMPLERS}")
+        if request.steps and not 1 <= request.steps <= self.config.diffusion_steps:
+            raise UserError(f"steps must be between 1 and the model's {self.config.diffusion_steps}")
+        if request.keys is not None:
+            request.keys.validate(request.frames)
+            if len(request.keys.frames) < 2:
+                raise UserError("in-betweening needs at least two keyed frames")
+        prompt = request.text.strip()
+        if request.action:
+            if request.action not in self.actions:
+                raise UserError(f"unknown action {request.action!r}; this model knows: {', '.join(self.actions)}")
+            prompt = prompt or self.action_prompts.get(request.action, "")
+        if self.config.cond_mode == "text" and not prompt and request.keys is None:
+            raise UserError("this model is text-conditioned: type a prompt (or pick an action)")
+        return prompt
+
+    def _condition(self, prompt: str, request: MotionRequest, keyed: bool) -> dict:
+        """The model's cond dict for S samples; the prompt is encoded once and shared by every sample."""
+        c, S = self.config, request.samples
+        cond = {}
+        if c.cond_mode == "text":
+            cond["text_embed"] = self.encode_text(prompt).expand(S, -1)  # [S, D]
+            cond["uncond"] = torch.full((S,), not prompt, device=self.device)  # no prompt: unconditioned rows
+        elif c.cond_mode == "action":
+            cond["action"] = torch.full((S,), c.action_names.index(request.action), device=self.device)
+        if c.mask_frames:
+            cond["frame_mask"] = torch.ones(S, request.frames, dtype=torch.bool, device=self.device)
+        if c.keyframe_dim:
+            if keyed:
+                values, mask = keyframes.encode(request.keys, request.frames)
+            else:
+                values = np.zeros((request.frames, c.keyframe_dim), np.float32)
+                mask = np.zeros((request.frames, c.keyframe_dim), bool)
+            as_motion = lambda a: torch.from_numpy(a).T[None, :, None, :].expand(S, -1, -1, -1).to(self.device)
+            cond["keyframe_values"], cond["keyframe_mask"] = as_motion(values), as_motion(mask)
+        return cond
+
+    def encode_text(self, prompt: str) -> torch.Tensor:
+        """[1, D] embedding of one prompt (zeros for an empty prompt, which is then run unconditioned)."""
+        if not prompt:
+            return torch.zeros(1, self.config.cond_dim, device=self.device)
+        if self._text_encoder is None:
+            from .text import load_text_encoder
+
+            self._text_encoder = load_text_encoder(self.config, self.device, clip_path=self._clip_path)
+        return self._text_encoder.encode([prompt]).to(self.device, torch.float32)
+
+    def _unnormalise(self, x0: torch.Tensor) -> np.ndarray:
+        feats = x0[:, :, 0, :].permute(0, 2, 1).double().cpu().numpy()  # [S, 263, 1, T] -> (S, T, 263)
+        if self.loaded.mean is not None:
+            feats = feats * self.loaded.std + self.loaded.mean
+        return feats

@@ -1,0 +1,197 @@
+"""Transports to the backend: a worker thread in Blender's own Python, or a warm subprocess speaking JSON lines
+(docs/protocol.md). bpy-free: events arrive on a queue that the main thread drains (jobs.py); only the main
+thread ever touches bpy.
+"""
+import importlib.util
+import itertools
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+PROTOCOL_VERSION = 1
+EXTENSION_DIR = Path(__file__).resolve().parent  # holds the bundled `backend/` package
+
+
+class TransportError(Exception):
+    """The backend could not run the request (crashed, hung, spoke garbage, wrong protocol)."""
+
+
+class Job:
+    """One request in flight: events arrive on `events`; `cancel()` asks the backend to stop."""
+
+    def __init__(self, request_id, cancel):
+        self.id = request_id
+        self.events = queue.Queue()
+        self._cancel = cancel
+        self.started = time.monotonic()
+
+    def cancel(self):
+        self._cancel()
+
+
+def torch_importable() -> bool:
+    """Whether torch is installed in this Python (a cheap check: nothing is imported)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+class InProcessTransport:
+    """Runs the backend service in a worker thread of this process (torch imported there, never at add-on load)."""
+
+    def __init__(self):
+        self._service = None
+        self._ids = itertools.count(1)
+
+    def submit(self, request: dict) -> Job:
+        cancelled = threading.Event()
+        job = Job(next(self._ids), cancelled.set)
+        request = {**request, "id": job.id}
+        threading.Thread(target=self._run, args=(request, job, cancelled), name="mdm-backend", daemon=True).start()
+        return job
+
+    def _run(self, request, job, cancelled):
+        try:
+            if self._service is None:
+                from .backend.service import Service
+
+                self._service = Service()
+            self._service.handle(request, job.events.put, cancelled.is_set)
+        except Exception as err:  # e.g. torch failing to import inside Blender
+            job.events.put({"id": job.id, "event": "error", "kind": "internal", "message": f"{type(err).__name__}: {err}"})
+
+    def close(self):
+        self._service = None
+
+
+class SubprocessTransport:
+    """`PYTHON -m backend.server` (the stdio server), started on first use, kept warm, restarted after a crash."""
+
+    def __init__(self, python, timeout_s=600.0, backend_dir=EXTENSION_DIR):
+        self.python = python or sys.executable
+        self.timeout_s = timeout_s
+        self.backend_dir = Path(backend_dir)
+        self._process = None
+        self._ids = itertools.count(1)
+        self._jobs = {}
+        self._lock = threading.Lock()
+        self._hello = None  # the handshake's answer arrives here (or an error, if the process dies first)
+
+    # ------------------------------------------------------------------ process life
+    def _start(self):
+        if os.path.sep in str(self.python) and not Path(self.python).exists():
+            raise TransportError(f"backend Python {self.python} does not exist: set it in the add-on preferences")
+        env = {**os.environ, "PYTHONPATH": str(self.backend_dir), "PYTHONUNBUFFERED": "1"}
+        try:
+            self._process = subprocess.Popen(
+                [self.python, "-m", "backend.server"], cwd=self.backend_dir, env=env, text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1)
+        except OSError as err:
+            raise TransportError(f"cannot start the backend with {self.python}: {err}") from None
+        self._hello = queue.Queue()
+        threading.Thread(target=self._read_events, args=(self._process,), daemon=True).start()
+        threading.Thread(target=self._drain_stderr, args=(self._process,), daemon=True).start()
+        self._send({"id": "hello", "op": "hello"})
+        try:
+            hello = self._hello.get(timeout=60)
+        except queue.Empty:
+            self._kill()
+            raise TransportError("the backend did not answer the handshake within 60 s") from None
+        if hello.get("event") != "hello" or hello.get("protocol") != PROTOCOL_VERSION:
+            self._kill()
+            raise TransportError(f"the backend speaks protocol {hello.get('protocol')!r}, this add-on speaks "
+                                 f"{PROTOCOL_VERSION}: {hello.get('message', '')}")
+        self.versions = hello
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _send(self, message):
+        try:
+            self._process.stdin.write(json.dumps(message) + "\n")
+            self._process.stdin.flush()
+        except (OSError, ValueError) as err:
+            raise TransportError(f"the backend process is gone: {err}") from None
+
+    def _kill(self):
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def close(self):
+        if self.alive():
+            try:
+                self._send({"id": "bye", "op": "shutdown"})
+                self._process.wait(timeout=5)
+            except (TransportError, subprocess.TimeoutExpired):
+                pass
+        self._kill()
+
+    # ------------------------------------------------------------------ requests
+    def submit(self, request: dict) -> Job:
+        if not self.alive():
+            self._start()
+        rid = next(self._ids)
+        job = Job(rid, lambda: self._cancel(rid))
+        with self._lock:
+            self._jobs[rid] = job
+        self._send({**request, "id": rid})
+        return job
+
+    def _cancel(self, rid):
+        if self.alive():
+            try:
+                self._send({"op": "cancel", "target": rid})
+            except TransportError:
+                pass
+
+    def check_timeouts(self):
+        """Fail (and kill the backend for) any job running past the timeout; called from the job engine's tick."""
+        with self._lock:
+            late = [job for job in self._jobs.values() if time.monotonic() - job.started > self.timeout_s]
+        if late:
+            self._crash(f"the backend did not finish within {self.timeout_s:.0f} s; it was stopped")
+
+    def _crash(self, message):
+        """Fail every pending job with `message` and stop the process; the next submit starts a fresh one."""
+        with self._lock:
+            jobs, self._jobs = list(self._jobs.values()), {}
+        for job in jobs:
+            job.events.put({"id": job.id, "event": "error", "kind": "transport", "message": message})
+        if self._hello is not None:
+            self._hello.put({"event": "error", "message": message})
+        self._kill()
+
+    def _read_events(self, process):
+        """Reader thread: decode each stdout line (arrays too: off the main thread) and route it to its job."""
+        from .backend.server import decode
+
+        for line in process.stdout:
+            try:
+                event = decode(json.loads(line))
+                if not isinstance(event, dict) or "event" not in event:
+                    raise ValueError("not an event object")
+            except ValueError:
+                self._crash(f"the backend printed something that is not protocol: {line[:200]!r}")
+                return
+            if event.get("id") == "hello":
+                self._hello.put(event)
+                continue
+            with self._lock:
+                job = self._jobs.get(event.get("id"))
+                if job is not None and event["event"] in ("result", "error", "cancelled"):
+                    del self._jobs[event["id"]]
+            if job is not None:
+                job.events.put(event)
+        if process is self._process:
+            code = process.wait()
+            self._crash(f"the backend process exited (code {code}); see the console for its log")
+
+    def _drain_stderr(self, process):
+        """Forward the backend's log to Blender's console (and keep the pipe from filling up)."""
+        for line in process.stderr:
+            sys.stderr.write(f"[mdm backend] {line}")
