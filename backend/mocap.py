@@ -208,7 +208,8 @@ class IndexedClip:
 
 
 # cgspeed's Daz files open with one T-pose frame and about three frames blending from it into the motion (at 120
-# fps the hands sweep half a metre in 30 ms); index.csv counts only the T-pose frame.
+# fps the hands sweep half a metre in 30 ms; kept, they drag a clip's floor down by up to 18 cm); index.csv counts
+# only the T-pose frame.
 DAZ_TPOSE_BLEND_FRAMES = 4
 
 

@@ -1,0 +1,197 @@
+"""`python -m backend train --config CONFIG.json`: train an MDM denoiser on prepared data (see `backend/data.py`).
+
+AdamW with warm-up and cosine decay, gradient clipping, an EMA copy of the weights (what ships), a tqdm bar with the
+loss, periodic resumable checkpoints and a fixed seed. Every step's randomness (batch, noise, timesteps, condition
+dropout, keyframe patterns, dropout) is derived from (seed, rank, step), so a resumed run continues bit for bit
+where it stopped. The same command runs data-parallel under `torchrun` (gloo on CPU, NCCL on GPUs).
+Never imported by the runtime path.
+"""
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from . import keyframes
+from .checkpoints import save_folder
+from .data import TrainingSet
+from .diffusion import make_schedule, q_sample
+from .errors import UserError
+from .model import MDM, MDMConfig
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str
+    out_dir: str
+    model: dict = field(default_factory=dict)  # MDMConfig overrides
+    steps: int = 6000
+    batch_size: int = 64  # per process
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.05  # the cosine decays to this fraction of lr
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    keyframe_training: bool = True  # sample CondMDI-style keyframe patterns (keyframes.TRAINING_PATTERNS)
+    seed: int = 0
+    checkpoint_every: int = 500
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+
+    @classmethod
+    def load(cls, path, **overrides):
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise UserError(f"cannot read training config {path}: {err}") from err
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise UserError(f"training config {path} has unknown keys {unknown}")
+        return cls(**data)
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.min_lr_ratio * cfg.lr at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def step_seed(cfg: TrainConfig, rank: int, step: int) -> int:
+    return (cfg.seed * 1_000_003 + rank * 7_919 + step) % (2**63)
+
+
+def make_batch(data: TrainingSet, cfg: TrainConfig, mdm_cfg: MDMConfig, rng: np.random.Generator):
+    """Sample a batch: normalised features [B, 263, 1, F], valid-frame mask, text embeddings, keyframe channels."""
+    idx = rng.choice(len(data), size=cfg.batch_size, p=data.probabilities)  # each clip weighted by its duration
+    windows = [data.window(i) for i in idx]  # each (L_i, 263), normalised
+    frames = max(len(w) for w in windows)
+    x0 = np.zeros((cfg.batch_size, frames, mdm_cfg.njoints), dtype=np.float32)
+    valid = np.zeros((cfg.batch_size, frames), dtype=bool)
+    key_values = np.zeros((cfg.batch_size, frames, keyframes.KEY_DIM), dtype=np.float32)
+    key_mask = np.zeros_like(key_values, dtype=bool)
+    for b, (i, w) in enumerate(zip(idx, windows)):
+        x0[b, : len(w)], valid[b, : len(w)] = w, True
+        pattern = keyframes.sample_training_pattern(len(w), rng) if cfg.keyframe_training else None
+        if pattern is not None:
+            keys = keyframes.Keyframes(pattern[0], data.joints(i)[pattern[0]], pattern[1])
+            key_values[b, : len(w)], key_mask[b, : len(w)] = keyframes.encode(keys, len(w))
+    text = data.caption_embeddings(idx, rng)  # [B, D], one random paraphrase per window
+    as_motion = lambda a: torch.from_numpy(a).permute(0, 2, 1).unsqueeze(2)  # [B, F, C] -> [B, C, 1, F]
+    cond = {"text_embed": torch.from_numpy(text), "frame_mask": torch.from_numpy(valid),
+            "uncond": torch.from_numpy(rng.random(cfg.batch_size) < mdm_cfg.cond_mask_prob)}
+    if mdm_cfg.keyframe_dim:
+        cond["keyframe_values"], cond["keyframe_mask"] = as_motion(key_values), as_motion(key_mask)
+    return as_motion(x0), cond
+
+
+class EMA:
+    """Exponential moving average of a model's floating-point parameters and buffers."""
+
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model):
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].lerp_(v, 1 - self.decay)
+            else:
+                self.shadow[k].copy_(v)
+
+
+def _distributed():
+    """(rank, world_size, device): torchrun sets RANK/WORLD_SIZE; NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    rank = dist.get_rank()
+    if backend == "nccl":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def train(cfg: TrainConfig, log=print):
+    """Run (or resume) training; write `out_dir/train_state.pt` periodically and the EMA model folder at the end."""
+    rank, world, device = _distributed()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    data = TrainingSet(cfg.data_dir)
+    mdm_cfg = MDMConfig(**{**data.model_defaults(), **cfg.model})
+    schedule = make_schedule(mdm_cfg.diffusion_steps, mdm_cfg.noise_schedule)
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = MDM(mdm_cfg).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = EMA(model, cfg.ema_decay)
+    start, elapsed = 0, 0.0
+    state_path = out / "train_state.pt"
+    if state_path.exists():
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        if state["config"] != asdict(cfg):
+            raise UserError(f"{state_path} was written with another training config; use a new out_dir")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        ema.shadow = state["ema"]
+        start, elapsed = state["step"], state["elapsed_s"]
+        log(f"resumed from step {start}")
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    from tqdm import tqdm
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=rank != 0, dynamic_ncols=True)
+    began = time.perf_counter()
+    for step in bar:
+        seed = step_seed(cfg, rank, step)
+        rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # dropout
+        x0, cond = make_batch(data, cfg, mdm_cfg, rng)
+        x0, cond = x0.to(device), {k: v.to(device) for k, v in cond.items()}
+        t = torch.randint(0, schedule.num_steps, (len(x0),), generator=gen).to(device)
+        noise = torch.randn(x0.shape, generator=gen).to(device)
+        x0_hat = net(q_sample(schedule, x0, t, noise), schedule.timestep_map.to(device)[t], cond)
+        valid = cond["frame_mask"][:, None, None, :].to(x0.dtype)  # [B, 1, 1, F]
+        loss = ((x0_hat - x0) ** 2 * valid).sum() / (valid.sum() * x0.shape[1])  # MSE on x0 over real frames
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        ema.update(model)
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{learning_rate(cfg, step):.1e}")
+        done = step + 1
+        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            _save_state(state_path, model, optimizer, ema, done, elapsed + time.perf_counter() - began, cfg)
+    elapsed += time.perf_counter() - began
+    if rank == 0:
+        final = MDM(mdm_cfg)
+        final.load_state_dict(ema.shadow)
+        meta = {"training": {"config": asdict(cfg), "steps": cfg.steps, "world_size": world,
+                             "wall_time_s": round(elapsed, 1)}, **data.meta()}
+        save_folder(out / "model", final, mdm_cfg, data.mean, data.std, meta)
+        log(f"trained {cfg.steps} steps in {elapsed / 60:.1f} min -> {out / 'model'}")
+    if world > 1:
+        dist.destroy_process_group()
+    return out / "model"
+
+
+def _save_state(path, model, optimizer, ema, step, elapsed, cfg):
+    """Everything resume needs, written atomically (tensors and plain data only: loads with weights_only)."""
+    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema.shadow,
+                "step": step, "elapsed_s": elapsed, "config": asdict(cfg)}, tmp)
+    os.replace(tmp, path)
