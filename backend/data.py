@@ -35,6 +35,9 @@ from .files import atomic_output
 from .mocap import load_clip, read_index
 
 DATASET_FILE, MEAN_FILE, STD_FILE, SUMMARY_FILE = "dataset.npz", "Mean.npy", "Std.npy", "summary.json"
+# MiniLM embeddings of every distinct caption (rows follow np.unique(captions)), computed once by prepare-data so
+# that training processes (several under torchrun) never load the text encoder.
+CAPTION_EMBEDDINGS_FILE = "captions_minilm.npy"
 FORMAT_VERSION = 1
 # The source of the iClone retargets states no licence (mocap README): tests only, never training data.
 EXCLUDED_FOLDERS = ("iclone",)
@@ -171,12 +174,9 @@ class TrainingSet:
         return features_to_joints(self.dataset.window(i))
 
     def caption_embeddings(self, indices, rng):
-        """(B, D) float32: one of each window's paraphrases, drawn with `rng`, embedded by TEXT_ENCODER."""
+        """(B, D) float32: for each window index, one of its paraphrases (chosen by `rng`), embedded."""
         if self._embeddings is None:
-            from .text import MiniLMTextEncoder
-
-            self._embeddings = MiniLMTextEncoder().encode(self.caption_table.tolist()).numpy()  # (C, D)
-        indices = np.asarray(indices)
+            self._embeddings = load_caption_embeddings(self.directory, self.caption_table)
         choice = rng.integers(0, self.caption_index.shape[1], size=len(indices))
         return self._embeddings[self.caption_index[indices, choice]]
 
@@ -452,12 +452,30 @@ def prepare(mocap_dir, windowing=Windowing(), procedural_share=0.2, captions_per
     return dataset, mean, std, summary
 
 
+def embed_captions(captions):
+    """(C,) distinct captions -> (C, 384) float32 MiniLM embeddings."""
+    from .text import MiniLMTextEncoder
+
+    return MiniLMTextEncoder().encode(list(captions)).numpy().astype(np.float32)
+
+
+def load_caption_embeddings(directory, caption_table):
+    path = Path(directory) / CAPTION_EMBEDDINGS_FILE
+    embeddings = np.load(path) if path.exists() else None
+    if embeddings is None or len(embeddings) != len(caption_table):  # older or partial folder: embed now
+        embeddings = embed_captions(caption_table)
+    return embeddings
+
+
 def write(out_dir, dataset, mean, std, summary):
-    """Write the four files; a failure in any of them leaves the folder as it was."""
+    """Write the data files; a failure in any of them leaves the folder as it was."""
     out_dir = Path(out_dir)
+    embeddings = embed_captions(np.unique(dataset.captions))
     with atomic_output(out_dir / DATASET_FILE) as dataset_tmp, atomic_output(out_dir / MEAN_FILE) as mean_tmp, \
-            atomic_output(out_dir / STD_FILE) as std_tmp, atomic_output(out_dir / SUMMARY_FILE) as summary_tmp:
+            atomic_output(out_dir / STD_FILE) as std_tmp, atomic_output(out_dir / SUMMARY_FILE) as summary_tmp, \
+            atomic_output(out_dir / CAPTION_EMBEDDINGS_FILE) as embeddings_tmp:
         np.savez_compressed(dataset_tmp, **dataset.arrays())
         np.save(mean_tmp, mean)
         np.save(std_tmp, std)
+        np.save(embeddings_tmp, embeddings)
         summary_tmp.write_text(json.dumps(summary, indent=2) + "\n")

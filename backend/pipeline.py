@@ -6,7 +6,7 @@ in-process worker thread and the stdio server.
 """
 import time
 from pathlib import Path
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace, replace
 
 import numpy as np
 import torch
@@ -25,6 +25,8 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "default_model"
 MAX_SAMPLES = 16
 INPAINTING_METHODS = ("x0_replace", "repaint", "guidance")  # work with any model (official ones included)
 RECONSTRUCTION_GUIDANCE_WEIGHT = 10.0
+CHAIN_OVERLAP = 10  # long clips: frames of the previous window that each next window continues from
+MAX_CHAIN_WINDOWS = 8
 
 
 @dataclass
@@ -49,6 +51,16 @@ class MotionResult:
     joints: np.ndarray  # (S, T, 22, 3) float32, metres, Y-up, at meta["fps"]
     features: np.ndarray  # (S, T, 263) un-normalised HumanML3D features
     meta: dict = field(default_factory=dict)
+
+
+def on_reference_skeleton(keys: keyframes.Keyframes) -> keyframes.Keyframes:
+    """Full-pose keys moved onto the skeleton the model knows (HumanML3D's reference bone lengths, the root path
+    scaled by the ratio of leg lengths about the first key), so keys from any rig are poses the model can reach and
+    the result keeps one set of proportions. Partial keys (a joint subset) are used as given."""
+    if not keys.joint_mask.all():
+        return keys
+    origin = keys.joints[0, 0] * np.array([1.0, 0.0, 1.0])
+    return keyframes.Keyframes(keys.frames, features.uniform_skeleton(keys.joints - origin) + origin, keys.joint_mask)
 
 
 class Pipeline:
@@ -93,6 +105,8 @@ class Pipeline:
     def generate(self, request: MotionRequest, progress=None, cancelled=None) -> MotionResult:
         began = time.perf_counter()
         prompt = self._validate(request)
+        if request.keys is not None:
+            request = replace(request, keys=on_reference_skeleton(request.keys))
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         schedule = make_schedule(self.config.diffusion_steps, self.config.noise_schedule,
                                  str(request.steps) if request.steps else "")
@@ -120,6 +134,44 @@ class Pipeline:
                 "frames": request.frames, "fps": self.loaded.frames["fps"], "device": str(self.device),
                 "inbetween_method": method, "seconds_taken": round(time.perf_counter() - began, 3)}
         return MotionResult(joints.astype(np.float32), feats.astype(np.float32), meta)
+
+    def generate_long(self, request: MotionRequest, progress=None, cancelled=None,
+                      overlap=CHAIN_OVERLAP) -> MotionResult:
+        """Any length up to MAX_CHAIN_WINDOWS windows: a clip longer than the model's window is generated as a
+        chain. Each next window gets the previous window's last `overlap` frames as prefix keys (frames
+        0..overlap-1, placed exactly on them) and contributes its remaining frames; one request per sample from
+        the second window on, since every sample continues its own motion."""
+        window, min_frames = self.loaded.frames["max_frames"], self.loaded.frames["min_frames"]
+        if request.frames <= window:
+            return self.generate(request, progress, cancelled)
+        step = window - overlap  # new frames per window after the first
+        count = -(-(request.frames - overlap) // step)  # ceil
+        if request.keys is not None or count > MAX_CHAIN_WINDOWS or step < 1:
+            fps = self.loaded.frames["fps"]
+            longest = MAX_CHAIN_WINDOWS * step + overlap
+            raise UserError(f"length {request.frames} frames ({request.frames / fps:.1f} s) is too long: chained "
+                            f"generation reaches {longest} frames ({longest / fps:.1f} s)"
+                            + ("" if request.keys is None else "; in-betweening covers one window "
+                               f"({window} frames)"))
+        runs = 1 + (count - 1) * request.samples
+        report = lambda run: progress and (lambda done, total: progress(run * total + done, runs * total))
+        first = self.generate(replace(request, frames=window), report(0), cancelled)
+        motions, meta = list(first.joints), first.meta
+        for index in range(1, count):
+            frames = max(min_frames, min(window, request.frames - len(motions[0]) + overlap))
+            for s, motion in enumerate(motions):
+                keys = keyframes.Keyframes.full_poses(np.arange(overlap), motion[-overlap:])
+                piece = self.generate(replace(request, frames=frames, samples=1, keys=keys, hold_root=True,
+                                              seed=request.seed + index * MAX_SAMPLES + s),
+                                      report(1 + (index - 1) * request.samples + s), cancelled)
+                motions[s] = np.concatenate([motion, piece.joints[0, overlap:]])
+        joints = np.stack([m[:request.frames] for m in motions]).astype(np.float32)  # (S, T, 22, 3)
+        # The windows' own features are each relative to their window; features of the stitched clip instead
+        # (the last frame repeated: features need a next frame).
+        feats = np.stack([features.joints_to_features(np.concatenate([j, j[-1:]])) for j in joints])
+        meta = {**meta, "frames": request.frames, "windows": count, "chain_overlap": overlap,
+                "inbetween_method": None}
+        return MotionResult(joints, feats.astype(np.float32), meta)
 
     def _inbetween_method(self, request: MotionRequest):
         if request.keys is None:

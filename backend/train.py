@@ -123,8 +123,12 @@ def _distributed():
     return rank, world, torch.device("cpu")
 
 
-def train(cfg: TrainConfig, log=print):
-    """Run (or resume) training; write `out_dir/train_state.pt` periodically and the EMA model folder at the end."""
+def train(cfg: TrainConfig, stop_after=None, log=print):
+    """Run (or resume) training; write `out_dir/train_state.pt` periodically and the EMA model folder at the end.
+
+    `stop_after` ends this run after that many steps (a time-boxed job), with a resumable state saved; it is not
+    part of the config, so the next run resumes exactly where this one stopped.
+    """
     rank, world, device = _distributed()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -151,7 +155,8 @@ def train(cfg: TrainConfig, log=print):
 
     from tqdm import tqdm
 
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=rank != 0, dynamic_ncols=True)
+    end = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=rank != 0, dynamic_ncols=True)
     began = time.perf_counter()
     for step in bar:
         seed = step_seed(cfg, rank, step)
@@ -173,10 +178,12 @@ def train(cfg: TrainConfig, log=print):
         ema.update(model)
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{learning_rate(cfg, step):.1e}")
         done = step + 1
-        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == end):
             _save_state(state_path, model, optimizer, ema, done, elapsed + time.perf_counter() - began, cfg)
     elapsed += time.perf_counter() - began
-    if rank == 0:
+    if end < cfg.steps:
+        log(f"stopped at step {end} of {cfg.steps}; run the same command again to resume")
+    elif rank == 0:
         final = MDM(mdm_cfg)
         final.load_state_dict(ema.shadow)
         meta = {"training": {"config": asdict(cfg), "steps": cfg.steps, "world_size": world,

@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 
 PROTOCOL_VERSION = 1
+# Events that answer a request (docs/protocol.md): after one of them the request is over.
+ANSWER_EVENTS = ("result", "info", "hello", "error", "cancelled", "bye")
+HANDSHAKE_TIMEOUT_S = 60.0  # a cold start imports torch (seconds; more on a first CUDA initialisation)
 EXTENSION_DIR = Path(__file__).resolve().parent  # holds the bundled `backend/` package
 
 
@@ -45,25 +48,43 @@ class InProcessTransport:
     def __init__(self):
         self._service = None
         self._ids = itertools.count(1)
+        self._lock = threading.Lock()  # one request at a time, in order (as the stdio server runs them)
+        self._running = []  # (thread, cancel event) of every submitted request
 
     def submit(self, request: dict) -> Job:
         cancelled = threading.Event()
         job = Job(next(self._ids), cancelled.set)
         request = {**request, "id": job.id}
-        threading.Thread(target=self._run, args=(request, job, cancelled), name="mdm-backend", daemon=True).start()
+        thread = threading.Thread(target=self._run, args=(request, job, cancelled), name="mdm-backend", daemon=True)
+        self._running = [(t, c) for t, c in self._running if t.is_alive()] + [(thread, cancelled)]
+        thread.start()
         return job
 
     def _run(self, request, job, cancelled):
-        try:
-            if self._service is None:
-                from .backend.service import Service
+        with self._lock:
+            if cancelled.is_set():  # cancelled while waiting for the request before it
+                job.events.put({"id": job.id, "event": "cancelled"})
+                return
+            try:
+                if self._service is None:
+                    from .backend.service import Service
 
-                self._service = Service()
-            self._service.handle(request, job.events.put, cancelled.is_set)
-        except Exception as err:  # e.g. torch failing to import inside Blender
-            job.events.put({"id": job.id, "event": "error", "kind": "internal", "message": f"{type(err).__name__}: {err}"})
+                    self._service = Service()
+                self._service.handle(request, job.events.put, cancelled.is_set)
+            except Exception as err:  # e.g. torch failing to import inside Blender
+                job.events.put({"id": job.id, "event": "error", "kind": "internal",
+                                "message": f"{type(err).__name__}: {err}"})
 
-    def close(self):
+    def check_timeouts(self):
+        """A thread cannot be killed: the in-process backend has no timeout (cancel stops it between steps)."""
+
+    def close(self, wait_s=30.0):
+        """Cancel what runs and wait for the worker threads: a thread left running hangs Blender at exit."""
+        for thread, cancelled in self._running:
+            cancelled.set()
+        for thread, _ in self._running:
+            thread.join(wait_s)
+        self._running = []
         self._service = None
 
 
@@ -77,8 +98,12 @@ class SubprocessTransport:
         self._process = None
         self._ids = itertools.count(1)
         self._jobs = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _jobs
+        self._start_lock = threading.Lock()  # one start at a time; requests are written in submit order
+        self._write_lock = threading.Lock()
         self._hello = None  # the handshake's answer arrives here (or an error, if the process dies first)
+        self._threads = []
+        self.versions = None
 
     # ------------------------------------------------------------------ process life
     def _start(self):
@@ -92,14 +117,20 @@ class SubprocessTransport:
         except OSError as err:
             raise TransportError(f"cannot start the backend with {self.python}: {err}") from None
         self._hello = queue.Queue()
-        threading.Thread(target=self._read_events, args=(self._process,), daemon=True).start()
-        threading.Thread(target=self._drain_stderr, args=(self._process,), daemon=True).start()
+        self._threads = [threading.Thread(target=target, args=(self._process,), name=name, daemon=True)
+                         for target, name in ((self._read_events, "mdm-backend-events"),
+                                              (self._drain_stderr, "mdm-backend-log"))]
+        for thread in self._threads:
+            thread.start()
         self._send({"id": "hello", "op": "hello"})
         try:
-            hello = self._hello.get(timeout=60)
+            hello = self._hello.get(timeout=HANDSHAKE_TIMEOUT_S)
         except queue.Empty:
             self._kill()
-            raise TransportError("the backend did not answer the handshake within 60 s") from None
+            raise TransportError(f"the backend ({self.python}) did not answer the handshake within "
+                                 f"{HANDSHAKE_TIMEOUT_S:.0f} s") from None
+        if hello.get("event") == "error":  # the process died or printed garbage before answering
+            raise TransportError(hello["message"])
         if hello.get("event") != "hello" or hello.get("protocol") != PROTOCOL_VERSION:
             self._kill()
             raise TransportError(f"the backend speaks protocol {hello.get('protocol')!r}, this add-on speaks "
@@ -110,37 +141,57 @@ class SubprocessTransport:
         return self._process is not None and self._process.poll() is None
 
     def _send(self, message):
+        process = self._process
+        if process is None:
+            raise TransportError("the backend process is not running")
         try:
-            self._process.stdin.write(json.dumps(message) + "\n")
-            self._process.stdin.flush()
+            with self._write_lock:
+                process.stdin.write(json.dumps(message) + "\n")
+                process.stdin.flush()
         except (OSError, ValueError) as err:
             raise TransportError(f"the backend process is gone: {err}") from None
 
     def _kill(self):
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
 
     def close(self):
+        """Ask the backend to exit (kill it if it does not), fail what is pending, and join the reader threads."""
         if self.alive():
             try:
                 self._send({"id": "bye", "op": "shutdown"})
                 self._process.wait(timeout=5)
             except (TransportError, subprocess.TimeoutExpired):
                 pass
-        self._kill()
+        self._crash("the backend was closed")
+        for thread in self._threads:
+            thread.join(5)
+        self._threads = []
 
     # ------------------------------------------------------------------ requests
     def submit(self, request: dict) -> Job:
-        if not self.alive():
-            self._start()
+        """Queue `request`; the process is started (and the request written) by a short-lived thread, so the
+        caller (Blender's main thread) never waits for torch to import. Start failures arrive as error events."""
         rid = next(self._ids)
         job = Job(rid, lambda: self._cancel(rid))
         with self._lock:
             self._jobs[rid] = job
-        self._send({**request, "id": rid})
+        threading.Thread(target=self._deliver, args=(job, {**request, "id": rid}), name="mdm-backend-start",
+                         daemon=True).start()
         return job
+
+    def _deliver(self, job, request):
+        try:
+            with self._start_lock:
+                if not self.alive():
+                    self._start()
+                self._send(request)
+        except TransportError as err:
+            with self._lock:
+                self._jobs.pop(job.id, None)
+            job.events.put({"id": job.id, "event": "error", "kind": "transport", "message": str(err)})
 
     def _cancel(self, rid):
         if self.alive():
@@ -183,7 +234,7 @@ class SubprocessTransport:
                 continue
             with self._lock:
                 job = self._jobs.get(event.get("id"))
-                if job is not None and event["event"] in ("result", "error", "cancelled"):
+                if job is not None and event["event"] in ANSWER_EVENTS:
                     del self._jobs[event["id"]]
             if job is not None:
                 job.events.put(event)
@@ -195,3 +246,27 @@ class SubprocessTransport:
         """Forward the backend's log to Blender's console (and keep the pipe from filling up)."""
         for line in process.stderr:
             sys.stderr.write(f"[mdm backend] {line}")
+
+
+# --- one warm transport per kind for the whole Blender session ----------------------------------------------------
+_SHARED = {}
+
+
+def shared(kind: str, python=None, timeout_s=600.0):
+    """The session's transport of `kind` ('IN_PROCESS' | 'SUBPROCESS'), kept warm between requests. A subprocess
+    transport is replaced when its Python or timeout changes (the old process is closed)."""
+    if kind == "IN_PROCESS":
+        return _SHARED.setdefault(kind, InProcessTransport())
+    current = _SHARED.get(kind)
+    if current is not None and (current.python, current.timeout_s) != (python or sys.executable, timeout_s):
+        current.close()
+        current = None
+    if current is None:
+        current = _SHARED[kind] = SubprocessTransport(python, timeout_s)
+    return current
+
+
+def close_all():
+    """Stop every shared transport (on unregister): no thread or process may outlive the add-on."""
+    while _SHARED:
+        _SHARED.popitem()[1].close()

@@ -19,3 +19,8 @@ fi
 # torch/torchvision are pinned to the builds that install from local files; see pyproject.toml.
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[backend,text,dev]"
 .venv/bin/python -c "import bpy, torch, clip, numpy; print(f'setup ok: bpy {bpy.app.version_string}, torch {torch.__version__}, numpy {numpy.__version__}')"
+
+# Blender 4.2 LTS as a second module (one bpy per environment) for the add-on tests on the oldest supported Blender.
+[ -x .venv42/bin/python ] || "$PYTHON" -m venv .venv42
+.venv42/bin/python -m pip install -q --disable-pip-version-check "bpy==4.2.23" "numpy>=1.24,<2" "pytest>=8" "pillow>=10"
+.venv42/bin/python -c "import bpy; print(f'setup ok: bpy {bpy.app.version_string} (.venv42)')"

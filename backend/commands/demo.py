@@ -1,45 +1,91 @@
-"""`demo --out DIR`: the README's main job on a fresh clone (see README "Two commands")."""
+"""`demo --out DIR`: the README's main job. A prompt goes to the model (the embedded default unless --checkpoint),
+the add-on is built and installed into real Blender (the bpy module, headless) with Blender's own operator, sample
+0 is baked onto a Rigify metarig, and the scene is saved with a frame-strip preview of the samples and the rig."""
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_MOCAP = REPO.parent / "shared" / "mocap" / "cmu"
-DEMO_CLIP = "przestr/07_01.bvh"  # a plain CMU walk (subject 07, train split)
+PROMPT = "a person walks forward and waves"
+REPO_MODULE = "mdm_demo"  # the user extension repository the demo installs into
 
 
 def add_arguments(parser):
     parser.add_argument("--out", default="out/demo", help="output folder")
-    parser.add_argument("--mocap", default=str(DEFAULT_MOCAP), help="folder with the CMU index.csv")
+    parser.add_argument("--prompt", default=PROMPT)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", help="model folder or official .pt (default: the embedded model)")
 
 
 def run(args):
-    import json
+    from ..pipeline import MotionRequest, Pipeline
+    from .common import progress_bar, save_result
 
-    import numpy as np
+    out = Path(args.out).resolve()
+    pipeline = Pipeline(args.checkpoint)
+    request = MotionRequest(text=args.prompt, frames=round(args.seconds * pipeline.loaded.frames["fps"]),
+                            samples=args.samples, seed=args.seed)
+    with progress_bar("sampling") as progress:
+        result = pipeline.generate(request, progress=progress)
+    save_result(result, out / "motion.npz", out / "motion.bvh")
+    rig_joints = bake_in_blender(out / "motion.npz", build_zip(out / "dist"), out)
 
-    from .. import features
-    from ..bvh import write_bvh
-    from ..errors import UserError
     from ..files import atomic_output
-    from ..mocap import load_clip, read_index
     from ..preview import draw_strip
 
-    index = Path(args.mocap) / "index.csv"
-    rows = {str(row.path.relative_to(args.mocap)): row for row in read_index(index)} if index.is_file() else {}
-    if DEMO_CLIP not in rows:
-        raise UserError(f"{Path(args.mocap) / DEMO_CLIP} is not listed in {Path(args.mocap) / 'index.csv'}: "
-                        f"point --mocap at the shared CMU folder")
-    row = rows[DEMO_CLIP]
-    clip = load_clip(row.path, fps=row.fps, skip=row.tpose_frames, family=row.family)
-    feats = features.joints_to_features(clip.joints)  # (T-1, 263) HumanML3D features
-    recovered = features.features_to_joints(feats)  # the same motion, on the HumanML3D reference skeleton
-    out = Path(args.out)
-    with atomic_output(out / "motion.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, joints=clip.joints.astype(np.float32), features=feats.astype(np.float32),
-                     meta=np.array(json.dumps({"source": DEMO_CLIP, "family": clip.family, "fps": 20})))
-    with atomic_output(out / "motion.bvh") as tmp:
-        write_bvh(tmp, recovered, fps=20)
+    labels = [f'"{args.prompt}" sample {s} (seed {args.seed})' for s in range(len(result.joints))]
     with atomic_output(out / "preview.png") as tmp:
-        draw_strip([clip.joints, recovered], tmp, labels=[f"CMU {DEMO_CLIP} ({clip.family}), 20 fps",
-                                                           "recovered from its 263 HumanML3D features"])
-    print(f"wrote {out / 'motion.npz'}, {out / 'motion.bvh'} and {out / 'preview.png'}")
+        draw_strip([*result.joints, rig_joints], tmp, labels=labels + ["sample 0 baked onto a Rigify metarig "
+                                                                       "(the rig's evaluated joints)"])
+    print(f"wrote {out / 'demo.blend'} and {out / 'preview.png'}")
+
+
+def build_zip(dist):
+    """The extension zip, built and validated by build.py exactly as a user builds it."""
+    result = subprocess.run([sys.executable, str(REPO / "build.py"), "--output-dir", str(dist)], capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"build.py failed:\n{result.stdout}{result.stderr}")
+    return next(Path(dist).glob("*.zip"))
+
+
+def bake_in_blender(motion_npz, zip_path, out):
+    """Install and enable the add-on, bake sample 0 onto a new Rigify metarig, save the .blend; return the rig's
+    evaluated joints (T, 22, 3) in HumanML3D axes, read back through the rig's bone map."""
+    import bpy  # Blender as a Python module; addon_utils exists once bpy is imported
+    import addon_utils
+    import numpy as np
+
+    from .. import skeleton
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    repo_dir = out / "extensions"
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    repos = bpy.context.preferences.extensions.repos
+    if repos.get(REPO_MODULE) is None:
+        repos.new(name="MDM demo", module=REPO_MODULE, custom_directory=str(repo_dir), source='USER')
+    bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo=REPO_MODULE, enable_on_install=False)
+    addon_id = f"bl_ext.{REPO_MODULE}.{zip_path.stem.rsplit('-', 1)[0]}"
+    addon_utils.enable(addon_id, default_set=True)
+    addon_utils.enable("rigify", default_set=True)
+    bpy.ops.object.armature_human_metarig_add()
+    rig = bpy.context.active_object
+    bpy.ops.mdm.import_motion(filepath=str(motion_npz))
+    bpy.ops.mdm.bake(target=rig.name, sample=0)
+    scene = bpy.context.scene
+    scene.frame_end = scene.frame_start + int(rig.animation_data.action.frame_range[1] - scene.frame_start)
+    bpy.ops.wm.save_as_mainfile(filepath=str(out / "demo.blend"))
+
+    bone_of = {item.name: item.bone for item in rig.data.mdm.bone_map if item.bone}
+    heads_of = {joint: rig.pose.bones[bone] for joint, bone in bone_of.items()}
+    to_hml = np.linalg.inv(skeleton.HML_TO_BLENDER)
+    frames = []
+    for t in range(len(np.load(motion_npz)["joints"][0])):  # the rig at the motion's own 20 fps instants
+        frame = scene.frame_start + t * scene.render.fps / scene.render.fps_base / skeleton.FPS
+        scene.frame_set(int(frame), subframe=frame % 1)
+        frames.append([np.array(rig.matrix_world @ heads_of[j].head) @ to_hml.T if j in heads_of
+                       else np.full(3, np.nan) for j in skeleton.JOINT_NAMES])
+    addon_utils.disable(addon_id, default_set=True)
+    return np.array(frames)

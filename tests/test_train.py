@@ -1,0 +1,84 @@
+"""Training: a real prepared subset, a tiny model, exact resume, and the torchrun (gloo) data-parallel path."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import MOCAP_DIR, REPO
+
+TINY_MODEL = {"latent_dim": 32, "ff_size": 64, "num_layers": 1, "num_heads": 2, "diffusion_steps": 10}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "prepared"
+    subprocess.run([sys.executable, "-m", "backend", "prepare-data", "--mocap", str(MOCAP_DIR), "--out", str(out),
+                    "--limit", "2", "--window", "40", "--captions-per-window", "2"], cwd=REPO, check=True,
+                   capture_output=True)
+    return out
+
+
+def _config(tmp_path, data_dir, name, **overrides):
+    config = {"data_dir": str(data_dir), "out_dir": str(tmp_path / name), "model": TINY_MODEL, "steps": 4,
+              "batch_size": 3, "warmup_steps": 2, "checkpoint_every": 2, "threads": 1, **overrides}
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _train(config, *extra, launcher=(sys.executable, "-m", "backend")):
+    result = subprocess.run([*launcher, "train", "--config", str(config), *extra], cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_resume_continues_bit_for_bit(tmp_path, data_dir):
+    straight = _config(tmp_path, data_dir, "straight")
+    _train(straight)
+    resumed = _config(tmp_path, data_dir, "resumed")
+    shutil.copy(straight, resumed)  # the same config, another out_dir
+    config = json.loads(resumed.read_text())
+    config["out_dir"] = str(tmp_path / "resumed")
+    resumed.write_text(json.dumps(config))
+    first = _train(resumed, "--stop-after", "2")
+    assert "resume" in first.stdout and not (tmp_path / "resumed" / "model").exists()
+    second = _train(resumed)
+    assert "resumed from step 2" in second.stdout
+    a = load_file(tmp_path / "straight" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_trained_folder_describes_itself(tmp_path, data_dir):
+    _train(_config(tmp_path, data_dir, "run", steps=2))
+    document = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert document["config"]["keyframe_dim"] == 66 and document["config"]["text_encoder"] == "minilm"
+    meta = document["meta"]
+    assert meta["training"]["steps"] == 2 and meta["action_prompts"]
+    assert set(meta["action_prompts"]) == set(meta["categories"])
+
+
+def test_resuming_with_another_config_is_refused(tmp_path, data_dir):
+    config = _config(tmp_path, data_dir, "run", steps=2)
+    _train(config)
+    changed = json.loads(config.read_text())
+    changed["lr"] = 1e-3
+    config.write_text(json.dumps(changed))
+    result = subprocess.run([sys.executable, "-m", "backend", "train", "--config", str(config)], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "another training config" in result.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(tmp_path, data_dir):
+    config = _config(tmp_path, data_dir, "ddp", steps=2)
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    _train(config, launcher=(torchrun, "--standalone", "--nproc_per_node", "2", "-m", "backend"))
+    meta = json.loads((tmp_path / "ddp" / "model" / "config.json").read_text())["meta"]
+    assert meta["training"]["world_size"] == 2
