@@ -27,7 +27,9 @@ JSON (stdout with --json, metrics.json under --out), all distances in metres, ji
                       "real": {same keys}},
      "inbetween": {"5" | "10" | "20" | "40": {"model_l2p", "linear_l2p", "keyframe_error", "seam_ratio",
                                               "<method>_l2p", "<method>_keyframe_error", "<method>_seam_ratio"
-                                              for each other method}},
+                                              for each other method, and for the model and every method
+                                              "<name>_foot_skate" and "<name>_unsnapped_keyframe_error" (the
+                                              sampler's own miss before the exact placement on the keys)}},
      "adherence": {"accuracy": overall share of generated motions classified as their prompt's category,
                    "per_category": {category: accuracy},
                    "real_accuracy": the classifier's accuracy on the real eval windows (its own ceiling)},
@@ -50,7 +52,7 @@ from . import captions, classifier, data, features, metrics, mocap, skeleton
 from .errors import UserError
 from .files import atomic_output
 from .keyframes import Keyframes
-from .pipeline import MotionRequest, Pipeline
+from .pipeline import BASELINE_METHOD, MotionRequest, Pipeline
 
 GAPS = (5, 10, 20, 40)
 EVAL_SPLIT = "eval"
@@ -180,6 +182,7 @@ def inbetween_scores(real, keyed_frames, candidates):
             if name != "linear":
                 scores[f"{name}_keyframe_error"].append(metrics.keyframe_error(joints, real, keyed_frames))
                 scores[f"{name}_seam_ratio"].append(metrics.seam_ratio(joints, keyed_frames))
+                scores[f"{name}_foot_skate"].append(metrics.foot_skate_ratio(joints))
     return scores
 
 
@@ -187,7 +190,7 @@ def inbetween_methods(pipeline: Pipeline, chosen):
     """(the model's default method or None, the other methods to score): the default is the first method the
     pipeline offers; `chosen` (None = all offered) selects the others."""
     offered = list(pipeline.inbetween_methods())
-    unknown = sorted(set(chosen or ()) - set(offered))
+    unknown = sorted(set(chosen or ()) - set(offered) - {BASELINE_METHOD})
     if unknown:
         raise UserError(f"in-betweening method(s) {unknown} are not available for this model; it offers: "
                         f"{', '.join(offered) or 'none'}")
@@ -210,7 +213,9 @@ def evaluate_inbetween(pipeline, windows, options, default, others, log):
                 # Unprompted, so guidance would only repeat the same forward: scale 1 halves the cost.
                 request = MotionRequest(frames=len(real), samples=options.samples, seed=options.seed + w,
                                         guidance=1.0, steps=options.steps, keys=keys, inbetween_method=method)
-                candidates[name] = pipeline.generate(request).joints
+                result = pipeline.generate(request)
+                candidates[name] = result.joints
+                scores[f"{name}_unsnapped_keyframe_error"].extend(result.meta["keyframe_error_unsnapped"])
             for key, values in inbetween_scores(real, keyed, candidates).items():
                 scores[key].extend(values)
             if w == 0 and gap == options.gaps[len(options.gaps) // 2]:

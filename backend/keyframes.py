@@ -106,6 +106,21 @@ def _fit_yaw_translation(source, target, weights):
     return rot, offset
 
 
+def align_to_keys(joints, keys: Keyframes):
+    """The clip moved rigidly (yaw + XZ translation, least squares) so its keyed joints best match the keys."""
+    joints = np.asarray(joints, dtype=np.float64)
+    weights = keys.joint_mask.astype(np.float64).reshape(-1)
+    rot, offset = _fit_yaw_translation(joints[keys.frames].reshape(-1, 3), keys.joints.reshape(-1, 3),
+                                       np.maximum(weights, 1e-9))
+    return joints @ rot.T + offset
+
+
+def keyframe_error(joints, keys: Keyframes) -> float:
+    """Mean distance (m) of the keyed joints to their keys."""
+    distance = np.linalg.norm(np.asarray(joints)[keys.frames] - keys.joints, axis=-1)  # (K, 22)
+    return float(distance[keys.joint_mask].mean())
+
+
 def place_on_keys(joints, keys: Keyframes, hold_root=True, blend_frames=8):
     """Map a generated clip (its own canonical frame) onto the keys, so every keyed joint is met exactly.
 
@@ -117,11 +132,7 @@ def place_on_keys(joints, keys: Keyframes, hold_root=True, blend_frames=8):
     3. The remaining per-joint residual at each key is added with a smooth (raised-cosine) falloff over
        `blend_frames` on either side (never reaching a neighbouring key), so keyed joints are met with no pop.
     """
-    joints = np.asarray(joints, dtype=np.float64)
-    weights = keys.joint_mask.astype(np.float64).reshape(-1)
-    rot, offset = _fit_yaw_translation(joints[keys.frames].reshape(-1, 3), keys.joints.reshape(-1, 3),
-                                       np.maximum(weights, 1e-9))
-    placed = joints @ rot.T + offset
+    placed = align_to_keys(joints, keys)
     frames = np.arange(len(placed))
     rooted = keys.joint_mask[:, 0]
     if hold_root and rooted.any():

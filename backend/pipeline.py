@@ -5,13 +5,13 @@ Requests and results are plain data (numpy arrays, str, int, float), so the same
 in-process worker thread and the stdio server.
 """
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from dataclasses import dataclass, field, replace, replace
 
 import numpy as np
 import torch
 
-from . import features, keyframes, skeleton
+from . import features, keyframes
 from .checkpoints import LoadedModel, load_checkpoint
 from .device import pick_device
 from .diffusion import make_schedule
@@ -24,9 +24,13 @@ SAMPLERS = ("ddpm", "ddim")
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "default_model"
 MAX_SAMPLES = 16
 INPAINTING_METHODS = ("x0_replace", "repaint", "guidance")  # work with any model (official ones included)
+# The baseline the methods are measured against: an unconstrained sample, moved onto the keys by the exact
+# placement step alone (`keyframes.place_on_keys`). Accepted by name, never offered as a default.
+BASELINE_METHOD = "plain"
 RECONSTRUCTION_GUIDANCE_WEIGHT = 10.0
 CHAIN_OVERLAP = 10  # long clips: frames of the previous window that each next window continues from
 MAX_CHAIN_WINDOWS = 8
+SEAM_BLEND = 10  # frames over which a chained window's first-frame correction fades out
 
 
 @dataclass
@@ -44,6 +48,16 @@ class MotionRequest:
     keys: keyframes.Keyframes | None = None  # in-betweening / continuation constraints
     inbetween_method: str = "auto"  # auto = the best the model supports (see `inbetween_methods`)
     hold_root: bool = True  # in-betweening: the root passes exactly through every keyed root
+
+
+def _continuation(motion, window, overlap):
+    """The new frames of a chained `window` (its first `overlap` frames sit exactly on `motion`'s last ones).
+    Keys pin only the keyed frames, so the first new frame may jump; it is moved to continue `motion` at its last
+    velocity, and the move fades out over SEAM_BLEND frames (raised cosine)."""
+    new = window[overlap:]
+    jump = 2 * motion[-1] - motion[-2] - new[0]  # (22, 3)
+    fade = 0.5 * (1 + np.cos(np.pi * np.minimum(np.arange(len(new)), SEAM_BLEND) / SEAM_BLEND))
+    return new + fade[:, None, None] * jump
 
 
 @dataclass
@@ -127,12 +141,17 @@ class Pipeline:
             # Re-anchor the root velocities so the features themselves pass through the keyed roots.
             feats = anchor_root(torch.from_numpy(feats), self._local_keys(request.keys)).numpy()
         joints = features.features_to_joints(feats)  # (S, T, 22, 3), the clip's own frame
+        unsnapped_error = None
         if request.keys is not None:
+            # How close the sampler itself came (after a rigid fit), before the exact placement.
+            unsnapped_error = [keyframes.keyframe_error(keyframes.align_to_keys(j, request.keys), request.keys)
+                               for j in joints]
             joints = np.stack([keyframes.place_on_keys(j, request.keys, request.hold_root) for j in joints])
         meta = {"prompt": prompt, "action": request.action, "seed": request.seed, "guidance": request.guidance,
                 "sampler": "repaint" if method == "repaint" else request.sampler, "steps": schedule.num_steps,
                 "frames": request.frames, "fps": self.loaded.frames["fps"], "device": str(self.device),
-                "inbetween_method": method, "seconds_taken": round(time.perf_counter() - began, 3)}
+                "inbetween_method": method, "keyframe_error_unsnapped": unsnapped_error,
+                "seconds_taken": round(time.perf_counter() - began, 3)}
         return MotionResult(joints.astype(np.float32), feats.astype(np.float32), meta)
 
     def generate_long(self, request: MotionRequest, progress=None, cancelled=None,
@@ -164,7 +183,7 @@ class Pipeline:
                 piece = self.generate(replace(request, frames=frames, samples=1, keys=keys, hold_root=True,
                                               seed=request.seed + index * MAX_SAMPLES + s),
                                       report(1 + (index - 1) * request.samples + s), cancelled)
-                motions[s] = np.concatenate([motion, piece.joints[0, overlap:]])
+                motions[s] = np.concatenate([motion, _continuation(motion, piece.joints[0], overlap)])
         joints = np.stack([m[:request.frames] for m in motions]).astype(np.float32)  # (S, T, 22, 3)
         # The windows' own features are each relative to their window; features of the stitched clip instead
         # (the last frame repeated: features need a next frame).
@@ -178,7 +197,7 @@ class Pipeline:
             return None
         methods = self.inbetween_methods()
         method = methods[0] if request.inbetween_method == "auto" else request.inbetween_method
-        if method not in methods:
+        if method not in methods + [BASELINE_METHOD]:
             raise UserError(f"unknown in-betweening method {method!r} for this model; use one of {methods}")
         return method
 

@@ -93,17 +93,22 @@ def make_batch(data: TrainingSet, cfg: TrainConfig, mdm_cfg: MDMConfig, rng: np.
 
 
 class EMA:
-    """Exponential moving average of a model's floating-point parameters and buffers."""
+    """Exponential moving average of a model's floating-point parameters and buffers.
+
+    The decay warms up as min(decay, (1 + step) / (10 + step)), so the average forgets the random initialisation
+    within the first few hundred steps instead of carrying a (decay ** step) share of it.
+    """
 
     def __init__(self, model, decay):
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
-    def update(self, model):
+    def update(self, model, step):
+        decay = min(self.decay, (1 + step) / (10 + step))
         for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
-                self.shadow[k].lerp_(v, 1 - self.decay)
+                self.shadow[k].lerp_(v, 1 - decay)
             else:
                 self.shadow[k].copy_(v)
 
@@ -175,7 +180,7 @@ def train(cfg: TrainConfig, stop_after=None, log=print):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
-        ema.update(model)
+        ema.update(model, step)
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{learning_rate(cfg, step):.1e}")
         done = step + 1
         if rank == 0 and (done % cfg.checkpoint_every == 0 or done == end):

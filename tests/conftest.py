@@ -17,3 +17,25 @@ def shared_dir():
     if not SHARED.is_dir():
         pytest.fail(f"shared data folder {SHARED} is missing (set MDM_SHARED)")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A real checkpoint folder small enough for tests: an untrained keyframe-conditioned MiniLM text model (the
+    embedded model's layout) with Mean/Std of a real CMU clip."""
+    import numpy as np
+    import torch
+
+    from backend import features, keyframes, mocap
+    from backend.checkpoints import save_folder
+    from backend.model import MDM, MDMConfig
+
+    real = mocap.load_clip(MOCAP_DIR / "przestr/03_01.bvh", fps=120, skip=1).joints
+    feats = features.joints_to_features(real)
+    config = MDMConfig(latent_dim=32, num_layers=1, ff_size=64, diffusion_steps=4, text_encoder="minilm",
+                       cond_dim=384, mask_frames=True, keyframe_dim=keyframes.KEY_DIM)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = MDM(config)
+    folder = tmp_path_factory.mktemp("checkpoint") / "tiny"
+    return save_folder(folder, model, config, feats.mean(0), np.maximum(feats.std(0), 1e-2))

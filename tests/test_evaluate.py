@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend import classifier, evaluate, features, keyframes, metrics, mocap, procedural
-from backend.checkpoints import save_folder
+from backend import classifier, evaluate, features, metrics, procedural
 from backend.errors import UserError
-from backend.model import MDM, MDMConfig
 from conftest import MOCAP_DIR, REPO
 
 GAPS = evaluate.GAPS
@@ -147,20 +145,6 @@ def test_a_folder_without_split_or_rate_columns_uses_every_row_and_the_header_ra
     assert len(rows) == 2 and all(r.fps is None for r in rows)
     (row, joints), _ = evaluate.load_eval_clips(rows, log=print)
     assert len(joints) > 40
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """An untrained keyframe-conditioned MiniLM text model, with Mean/Std of real motion."""
-    real = mocap.load_clip(MOCAP_DIR / SMALL_EVAL[0], fps=120, skip=1).joints
-    feats = features.joints_to_features(real)
-    config = MDMConfig(latent_dim=32, num_layers=1, ff_size=64, diffusion_steps=4, text_encoder="minilm",
-                       cond_dim=384, mask_frames=True, keyframe_dim=keyframes.KEY_DIM)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = MDM(config)
-    folder = tmp_path_factory.mktemp("checkpoint") / "tiny"
-    return save_folder(folder, model, config, feats.mean(0), np.maximum(feats.std(0), 1e-2))
 
 
 def run_cli(*args):
