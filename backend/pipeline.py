@@ -119,12 +119,12 @@ class Pipeline:
     def generate(self, request: MotionRequest, progress=None, cancelled=None) -> MotionResult:
         began = time.perf_counter()
         prompt = self._validate(request)
+        method = self._inbetween_method(request)
         if request.keys is not None:
             request = replace(request, keys=on_reference_skeleton(request.keys))
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         schedule = make_schedule(self.config.diffusion_steps, self.config.noise_schedule,
                                  str(request.steps) if request.steps else "")
-        method = self._inbetween_method(request)
         denoise = self._denoiser(prompt, request, schedule, method)
         shape = (request.samples, self.config.njoints, self.config.nfeats, request.frames)
         x_T = torch.randn(shape, generator=generator).to(self.device)

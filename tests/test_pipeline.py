@@ -1,0 +1,138 @@
+"""The request -> motion pipeline, its command-line front ends and the stdio server, on a real small checkpoint."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from backend import keyframes
+from backend.errors import UserError
+from backend.pipeline import MotionRequest, Pipeline, on_reference_skeleton
+from backend.server import decode
+from conftest import HUMANML_SAMPLE_DIR, REPO
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_checkpoint):
+    return Pipeline(tiny_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def motion():
+    return np.load(HUMANML_SAMPLE_DIR / "new_joints_012314.npy").astype(np.float64)  # tests only
+
+
+def test_same_seed_same_motion_and_another_seed_another(pipeline):
+    request = MotionRequest(text="a person walks forward.", frames=40, samples=2, seed=3)
+    a, b = pipeline.generate(request), pipeline.generate(request)
+    assert np.array_equal(a.joints, b.joints) and a.joints.shape == (2, 40, 22, 3)
+    c = pipeline.generate(MotionRequest(text="a person walks forward.", frames=40, samples=2, seed=4))
+    assert not np.allclose(a.joints, c.joints)
+
+
+def test_progress_counts_every_step_and_cancel_stops(pipeline):
+    seen = []
+    pipeline.generate(MotionRequest(text="a person jumps.", frames=40, samples=1),
+                      progress=lambda done, total: seen.append((done, total)))
+    steps = pipeline.config.diffusion_steps
+    assert seen == [(k, steps) for k in range(1, steps + 1)]
+    from backend.samplers import SamplingCancelled
+
+    with pytest.raises(SamplingCancelled):
+        pipeline.generate(MotionRequest(text="a person jumps.", frames=40), cancelled=lambda: True)
+
+
+@pytest.mark.parametrize("method", ["keyframe", "x0_replace", "repaint", "guidance", "plain"])
+def test_every_inbetween_method_hits_the_keys(pipeline, motion, method):
+    frames = [0, 20, 45]
+    keys = keyframes.Keyframes.full_poses(frames, motion[frames])
+    result = pipeline.generate(MotionRequest(frames=46, samples=1, keys=keys, inbetween_method=method,
+                                             guidance=1.0))
+    target = on_reference_skeleton(keys).joints
+    assert np.abs(result.joints[0, frames] - target).max() < 1e-5
+    assert result.meta["inbetween_method"] == method and len(result.meta["keyframe_error_unsnapped"]) == 1
+
+
+def test_the_keyframe_model_offers_its_own_method_first(pipeline):
+    assert pipeline.inbetween_methods()[0] == "keyframe"
+
+
+@pytest.mark.parametrize("request_fields, message", [
+    (dict(text="   "), "type a prompt"),
+    (dict(text="a person walks", frames=500), "outside this model's range"),
+    (dict(action="moonwalk"), "unknown action"),
+    (dict(text="a person walks", samples=0), "samples must be"),
+    (dict(text="a person walks", sampler="euler"), "unknown sampler"),
+    (dict(text="a person walks", inbetween_method="magic",
+          keys=keyframes.Keyframes.full_poses([0, 10], np.zeros((2, 22, 3)))), "unknown in-betweening method"),
+    (dict(frames=40, keys=keyframes.Keyframes.full_poses([0, 50], np.zeros((2, 22, 3)))), "outside the clip"),
+    (dict(frames=40, keys=keyframes.Keyframes.full_poses([0], np.zeros((1, 22, 3)))), "at least two keyed frames"),
+])
+def test_bad_requests_are_refused_clearly(pipeline, request_fields, message):
+    with pytest.raises(UserError, match=message):
+        pipeline.generate(MotionRequest(**{"frames": 40, **request_fields}))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "backend", *map(str, args)], cwd=REPO, capture_output=True, text=True)
+
+
+def test_generate_cli_writes_joints_features_and_bvh(tmp_path, tiny_checkpoint):
+    out = tmp_path / "walk.npz"
+    done = _cli("generate", "--checkpoint", tiny_checkpoint, "--text", "a person walks", "--seconds", 2,
+                "--samples", 2, "--out", out, "--bvh", tmp_path / "walk.bvh")
+    assert done.returncode == 0, done.stderr
+    data = np.load(out)
+    assert data["joints"].shape == (2, 40, 22, 3) and data["features"].shape == (2, 40, 263)
+    assert json.loads(str(data["meta"]))["prompt"] == "a person walks"
+    assert "sampling" in done.stderr  # the progress bar
+    assert (tmp_path / "walk.bvh").read_text().startswith("HIERARCHY")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--text", ""], "type a prompt"),
+    (["--text", "a person walks", "--seconds", 60], "outside this model's range"),
+    (["--action", "moonwalk"], "unknown action"),
+])
+def test_generate_cli_bad_input_writes_nothing(tmp_path, tiny_checkpoint, args, message):
+    out = tmp_path / "out.npz"
+    done = _cli("generate", "--checkpoint", tiny_checkpoint, *args, "--out", out)
+    assert done.returncode == 2 and message in done.stderr and not out.exists()
+
+
+def test_a_corrupt_checkpoint_is_named(tmp_path, tiny_checkpoint):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_checkpoint, broken)
+    (broken / "model.safetensors").write_bytes(b"not a model")
+    done = _cli("generate", "--checkpoint", broken, "--text", "a person walks", "--out", tmp_path / "o.npz")
+    assert done.returncode == 2 and "model.safetensors" in done.stderr and not (tmp_path / "o.npz").exists()
+
+
+def test_inbetween_cli_rejects_a_key_outside_the_clip(tmp_path, tiny_checkpoint, motion):
+    keys = tmp_path / "keys.npz"
+    np.savez(keys, frames=np.array([0, 60]), joints=motion[[0, 60]])
+    done = _cli("inbetween", "--checkpoint", tiny_checkpoint, "--keys", keys, "--frames", 50, "--out",
+                tmp_path / "o.npz")
+    assert done.returncode == 2 and "outside the clip" in done.stderr and not (tmp_path / "o.npz").exists()
+    done = _cli("inbetween", "--checkpoint", tiny_checkpoint, "--keys", keys, "--out", tmp_path / "o.npz")
+    assert done.returncode == 0, done.stderr
+    assert np.load(tmp_path / "o.npz")["joints"].shape == (1, 61, 22, 3)  # default length: through the last key
+
+
+def test_stdio_server_speaks_the_protocol(tiny_checkpoint):
+    requests = [{"id": 1, "op": "hello"}, "garbage", {"id": 2, "op": "generate", "checkpoint": str(tiny_checkpoint),
+                "params": {"text": "a person jumps", "frames": 40, "samples": 1, "seed": 0}},
+                {"id": 3, "op": "generate", "checkpoint": str(tiny_checkpoint), "params": {"text": ""}},
+                {"id": 4, "op": "shutdown"}]
+    stdin = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in requests) + "\n"
+    done = subprocess.run([sys.executable, "-m", "backend.server"], cwd=REPO, input=stdin, capture_output=True,
+                          text=True, timeout=300)
+    events = [decode(json.loads(line)) for line in done.stdout.splitlines()]  # every stdout line is protocol
+    by_kind = {(e["id"], e["event"]) for e in events}
+    assert {(1, "hello"), (None, "error"), (2, "progress"), (2, "result"), (3, "error"), (4, "bye")} <= by_kind
+    result = next(e for e in events if e["event"] == "result")
+    assert result["joints"].shape == (1, 40, 22, 3) and result["joints"].dtype == np.float32
+    assert next(e for e in events if e["id"] == 3)["kind"] == "user"
