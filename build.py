@@ -34,6 +34,8 @@ TORCH_RUNTIME_MODULES = (
 )
 # Never shipped: training/evaluation need datasets, and torch itself is never bundled.
 FORBIDDEN_MODULES = ("train", "data", "evaluate")
+RUNTIME_ENTRY_POINTS = ("server", "service", "pipeline")  # what the transports run; all they import is bundled
+DEFAULT_MODEL = "default_model"  # the embedded model's checkpoint folder, shipped when it exists
 FORBIDDEN_IMPORTS = ("torch", "scipy")
 
 
@@ -59,6 +61,20 @@ def top_level_imports(path: Path) -> set[str]:
     return names
 
 
+def backend_imports(backend_dir: Path, entry_points) -> set[str]:
+    """Every backend module the entry points import, directly or not (relative imports, followed recursively)."""
+    seen, todo = set(), list(entry_points)
+    while todo:
+        module = todo.pop()
+        if module in seen or not (backend_dir / f"{module}.py").is_file():
+            continue
+        seen.add(module)
+        for node in ast.walk(ast.parse((backend_dir / f"{module}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                todo += [node.module.split(".")[0]] if node.module else [alias.name for alias in node.names]
+    return seen
+
+
 def stage_backend(stage: Path, backend_dir: Path = BACKEND_DIR) -> None:
     """Copy the runtime backend modules into `stage/backend`, refusing numpy modules that import torch/scipy."""
     missing = [m for m in NUMPY_MODULES if not (backend_dir / f"{m}.py").is_file()]
@@ -78,6 +94,14 @@ def stage_backend(stage: Path, backend_dir: Path = BACKEND_DIR) -> None:
             shutil.copy2(source, target / source.name)
         else:
             print(f"build: note: backend/{module}.py does not exist yet; not bundled")
+    unbundled = backend_imports(backend_dir, RUNTIME_ENTRY_POINTS) - set(NUMPY_MODULES) - set(TORCH_RUNTIME_MODULES)
+    if unbundled:
+        raise SystemExit(f"build: the backend server imports {', '.join(sorted(unbundled))}, which the build does not "
+                         "bundle: add them to TORCH_RUNTIME_MODULES")
+    if (backend_dir / DEFAULT_MODEL).is_dir():
+        shutil.copytree(backend_dir / DEFAULT_MODEL, target / DEFAULT_MODEL)
+    else:
+        print(f"build: note: backend/{DEFAULT_MODEL}/ does not exist yet; the embedded model is not bundled")
     assert not any((target / f"{m}.py").exists() for m in FORBIDDEN_MODULES)
 
 

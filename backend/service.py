@@ -60,9 +60,10 @@ class Service:
     def _op_generate(self, request, emit, cancelled):
         pipeline = self._ensure_pipeline(request)
         motion_request = request_from_fields(request.get("params", {}))
-        result = pipeline.generate(motion_request, progress=lambda done, total: emit(
+        result = pipeline.generate_long(motion_request, progress=lambda done, total: emit(
             {"event": "progress", "done": done, "total": total}), cancelled=cancelled)
-        emit({"event": "result", "joints": result.joints, "features": result.features, "meta": result.meta})
+        emit({"event": "result", "joints": result.joints, "features": result.features, "meta": result.meta,
+              "info": pipeline.info()})
 
     def _ensure_pipeline(self, request):
         """Load (or keep) the pipeline for the request's checkpoint/device/clip: a warm backend loads once."""

@@ -33,17 +33,28 @@ class Channel:
         return f'pose.bones["{bpy.utils.escape_identifier(self.bone)}"].{self.prop}'
 
 
-def rotation_channel(pose_bone, quaternions: np.ndarray) -> Channel:
-    """(T, 4) sign-continuous local quaternions (w, x, y, z) -> the channel for the bone's own rotation mode."""
-    mode = pose_bone.rotation_mode
+def rotation_channel(bone: str, mode: str, quaternions: np.ndarray) -> Channel:
+    """(T, 4) sign-continuous local quaternions (w, x, y, z) -> the channel for the bone's rotation `mode`."""
     if mode == 'QUATERNION':
-        return Channel(pose_bone.name, "rotation_quaternion", quaternions)
+        return Channel(bone, "rotation_quaternion", quaternions)
     if mode == 'AXIS_ANGLE':
         half_angle = np.arccos(np.clip(quaternions[:, :1], -1.0, 1.0))  # (T, 1)
         axis = quaternions[:, 1:] / np.maximum(np.sin(half_angle), 1e-12)
         axis[np.sin(half_angle[:, 0]) < 1e-12] = (0.0, 1.0, 0.0)  # no rotation: Blender's default axis
-        return Channel(pose_bone.name, "rotation_axis_angle", np.concatenate([2 * half_angle, axis], axis=1))
-    return Channel(pose_bone.name, "rotation_euler", retarget.quaternion_to_euler(quaternions, mode))
+        return Channel(bone, "rotation_axis_angle", np.concatenate([2 * half_angle, axis], axis=1))
+    return Channel(bone, "rotation_euler", retarget.quaternion_to_euler(quaternions, mode))
+
+
+@dataclass(frozen=True)
+class RigTarget:
+    """What a bake needs to know about an armature, as plain data (read on the main thread, used on any)."""
+    name: str
+    description: retarget.RigDescription
+    rotation_modes: dict  # bone name -> pose bone rotation mode
+
+    @classmethod
+    def read(cls, ob):
+        return cls(ob.name, rig.read_rig(ob), {pose_bone.name: pose_bone.rotation_mode for pose_bone in ob.pose.bones})
 
 
 def plan_channels(ob, motion, scene, bone_map: dict, root_mode: str, root_bone: str) -> list[Channel]:
@@ -54,14 +65,20 @@ def plan_channels(ob, motion, scene, bone_map: dict, root_mode: str, root_bone: 
     """
     scene_fps = scene.render.fps / scene.render.fps_base
     joints = mocap.resample(motion.joints.astype(np.float64), motion.fps, scene_fps)  # (T', 22, 3)
-    result = retarget.retarget(joints, rig.read_rig(ob), bone_map, root_mode=ROOT_MODES[root_mode],
+    return retarget_channels(RigTarget.read(ob), joints, bone_map, root_mode, root_bone)
+
+
+def retarget_channels(target: RigTarget, joints, bone_map: dict, root_mode: str, root_bone: str) -> list[Channel]:
+    """(T, 22, 3) joints, one per output frame -> the channels that pose `target` along them (bpy-free: a job's
+    worker thread runs it). Raises UserError."""
+    result = retarget.retarget(joints, target.description, bone_map, root_mode=ROOT_MODES[root_mode],
                                root_bone=root_bone or None)
-    channels = [rotation_channel(ob.pose.bones[bone], result.rotations[:, i])
+    channels = [rotation_channel(bone, target.rotation_modes[bone], result.rotations[:, i])
                 for i, bone in enumerate(result.bones)]
     channels += [Channel(bone, "location", result.locations[:, i]) for i, bone in enumerate(result.location_bones)]
     broken = sorted({c.bone for c in channels if not np.isfinite(c.values).all()})
     if broken:  # never key NaN: it would silently wreck the rig in the viewport
-        raise UserError(f"retargeting gave no valid rotation for bones {', '.join(broken)} of '{ob.name}': a "
+        raise UserError(f"retargeting gave no valid rotation for bones {', '.join(broken)} of '{target.name}': a "
                         "mapped bone's head probably coincides with the next mapped joint's; remap those joints")
     return channels
 
@@ -160,3 +177,112 @@ def restore_previous_action(ob) -> None:
     state.previous_slot = ""
     state.stash_track = ""
     state.baked_action = None
+
+
+# --- in-betweening: new points inside the user's own curves ------------------------------------------------------
+
+# What a keyframe point carries besides its position; all of it is put back on the user's points after a write.
+HANDLE_PROPS = ("handle_left", "handle_right")
+
+
+def current_fcurves(ob):
+    """(curves, new_fcurve) of the action `ob` plays: {(data_path, index): F-curve} from its slot's channelbag on
+    4.4+ (`Action.fcurves` on 4.2/4.3), and a function that adds a curve there. ({}, None) without an action."""
+    animation_data = ob.animation_data
+    action = animation_data.action if animation_data else None
+    if action is None:
+        return {}, None
+    if not HAS_SLOTS:
+        curves = action.fcurves
+        return ({(fc.data_path, fc.array_index): fc for fc in curves},
+                lambda path, index, group: curves.new(path, index=index, action_group=group))
+    slot = animation_data.action_slot
+    bags = [strip.channelbag(slot) for layer in action.layers for strip in layer.strips] if slot else []
+    bags = [bag for bag in bags if bag is not None]
+    if not bags:
+        return {}, None
+    bag = bags[0]
+    if HAS_GROUP_NAME:
+        new_fcurve = lambda path, index, group: bag.fcurves.new(path, index=index, group_name=group)
+    else:
+        def new_fcurve(path, index, group):
+            fcurve = bag.fcurves.new(path, index=index)
+            fcurve.group = bag.groups.get(group) or bag.groups.new(group)
+            return fcurve
+    return {(fc.data_path, fc.array_index): fc for bag in bags for fc in bag.fcurves}, new_fcurve
+
+
+def keyed_frames(curves: dict, selected_only=False) -> np.ndarray:
+    """Sorted integer frames keyed on any pose-bone curve (only the selected points' with `selected_only`)."""
+    frames = set()
+    for (path, _index), fcurve in curves.items():
+        if not path.startswith("pose.bones["):
+            continue
+        points = fcurve.keyframe_points
+        co = np.empty(2 * len(points), np.float32)
+        points.foreach_get("co", co)
+        if selected_only:
+            selected = np.empty(len(points), bool)
+            points.foreach_get("select_control_point", selected)
+            co = co.reshape(-1, 2)[selected].ravel()
+        frames.update(np.round(co[0::2]).astype(int).tolist())
+    return np.array(sorted(frames), dtype=np.int64)
+
+
+def write_inbetween(ob, channels: list[Channel], first_frame: int, key_values: dict) -> int:
+    """Add one LINEAR point per frame strictly between the first and the last key (`channels` cover first..last)
+    into the curves `ob` plays, wherever a curve has no point yet; the user's points keep their position,
+    interpolation and handles. A channel without a curve gets one, keyed at the first and last key with the
+    values it had there (`key_values[(bone, prop)]`, (K, k)), so nothing changes outside the range. Returns the
+    number of points added."""
+    curves, new_fcurve = current_fcurves(ob)
+    added = 0
+    for channel in channels:
+        count = len(channel.values)
+        for index in range(channel.values.shape[1]):
+            fcurve = curves.get((channel.data_path, index))
+            if fcurve is None:
+                fcurve = new_fcurve(channel.data_path, index, channel.bone)
+                ends = key_values[(channel.bone, channel.prop)][[0, -1], index]
+                _add_points(fcurve, np.array([first_frame, first_frame + count - 1]), ends)
+            points = fcurve.keyframe_points
+            co = np.empty(2 * len(points), np.float32)
+            points.foreach_get("co", co)
+            taken = set(np.round(co[0::2]).astype(int).tolist())
+            inner = np.array([t for t in range(1, count - 1) if first_frame + t not in taken], dtype=np.int64)
+            added += _add_points(fcurve, first_frame + inner, channel.values[inner, index])
+    return added
+
+
+def _add_points(fcurve, frames, values) -> int:
+    """Append LINEAR points and sort them in, putting the existing points' handles back afterwards (sorting
+    recalculates automatic handles from the new neighbours, which would reshape the curve outside the range)."""
+    points = fcurve.keyframe_points
+    old = len(points)
+    saved = {}
+    for prop in HANDLE_PROPS:
+        saved[prop] = np.empty(2 * old, np.float32)
+        points.foreach_get(prop, saved[prop])
+    old_co = np.empty(2 * old, np.float32)
+    points.foreach_get("co", old_co)
+    points.add(len(frames))
+    co = np.empty(2 * len(points), np.float32)
+    points.foreach_get("co", co)
+    co[2 * old:] = np.stack([frames, values], axis=1).astype(np.float32).ravel()
+    points.foreach_set("co", co)
+    interpolation = np.empty(len(points), np.int32)
+    points.foreach_get("interpolation", interpolation)
+    interpolation[old:] = LINEAR
+    points.foreach_set("interpolation", interpolation)
+    fcurve.update()  # sorts the new points in
+    sorted_co = np.empty(2 * len(points), np.float32)
+    points.foreach_get("co", sorted_co)
+    position = {frame: i for i, frame in enumerate(np.round(sorted_co[0::2]).astype(int).tolist())}
+    rows = [position[int(round(frame))] for frame in old_co[0::2]]  # where each old point went
+    for prop in HANDLE_PROPS:
+        handles = np.empty(2 * len(points), np.float32)
+        points.foreach_get(prop, handles)
+        handles = handles.reshape(-1, 2)
+        handles[rows] = saved[prop].reshape(-1, 2)
+        points.foreach_set(prop, handles.ravel())
+    return len(frames)

@@ -1,25 +1,32 @@
 """The main-thread side of a backend job: drain its events in short ticks, keep progress, finish exactly once.
 
 bpy-free, so tests tick it directly. The modal operator (operators.py) calls `tick()` from a window timer;
-scripts and background mode call `run_to_end()`. Results are handed to `on_result` on the main thread, which is
-the only place that writes to the scene; a cancelled or failed job writes nothing.
+scripts and background mode call `run_to_end()`. A result goes through `prepare(event)` on a worker thread first
+(numpy work such as retargeting, which must not stall the UI), then `on_result(prepared)` on the main thread, the
+only place that writes to the scene. A cancelled or failed job writes nothing.
 """
+import queue
+import threading
 import time
-
-TERMINAL_EVENTS = ("result", "error", "cancelled")
 
 
 class BackendJob:
-    def __init__(self, transport, request: dict, on_result, tick_budget_s=0.005):
+    def __init__(self, transport, request: dict, on_result, prepare=None, label="", tick_budget_s=0.005):
         self.transport = transport
         self.request = request
         self.on_result = on_result
+        self.prepare = prepare
+        self.label = label or request.get("op", "job")
         self.tick_budget_s = tick_budget_s
         self.job = None
         self.state = "pending"  # pending -> running -> done | failed | cancelled
         self.message = ""
         self.done_steps, self.total_steps = 0, 0
         self.longest_tick_s = 0.0
+        self.ticks = 0
+        self.events_seen = []  # event kinds in arrival order (what the UI and the tests follow)
+        self._cancel_requested = False
+        self._prepared = None  # queue of the worker's (ok, value) once a result is being prepared
 
     @property
     def progress(self) -> float:
@@ -29,29 +36,41 @@ class BackendJob:
     def finished(self) -> bool:
         return self.state in ("done", "failed", "cancelled")
 
-    def start(self):
-        from .transport import TransportError
+    def status_text(self) -> str:
+        if self._prepared is not None and not self.finished:
+            return f"{self.label}: applying the result..."
+        if self.total_steps:
+            return f"{self.label}: step {self.done_steps}/{self.total_steps}"
+        return f"{self.label}: starting the backend..."
 
-        try:
-            self.job = self.transport.submit(self.request)
-            self.state = "running"
-        except TransportError as err:
-            self.state, self.message = "failed", str(err)
+    def start(self):
+        """Submit the request (never blocks: a transport reports start failures as error events)."""
+        self.job = self.transport.submit(self.request)
+        self.state = "running"
 
     def cancel(self):
-        if self.job is not None and not self.finished:
+        """Ask the backend to stop; whatever arrives afterwards (even a result) writes nothing."""
+        if self.finished:
+            return
+        self._cancel_requested = True
+        self.message = "cancelling..."
+        if self.job is not None:
             self.job.cancel()
-            self.message = "cancelling..."
+        if self._prepared is not None or self.job is None:
+            self.state, self.message = "cancelled", "cancelled: nothing was changed"
 
     def tick(self) -> bool:
-        """Handle the events that have arrived, within a small time budget. Returns True while still running."""
+        """Handle what has arrived, within a small time budget. Returns True while the job is still running."""
         began = time.perf_counter()
-        if self.state == "running" and hasattr(self.transport, "check_timeouts"):
+        self.ticks += 1
+        if self.state == "running":
             self.transport.check_timeouts()
-        while self.state == "running" and time.perf_counter() - began < self.tick_budget_s:
+        if self.state == "running" and self._prepared is not None:
+            self._finish_prepared()
+        while self.state == "running" and self._prepared is None and time.perf_counter() - began < self.tick_budget_s:
             try:
                 event = self.job.events.get_nowait()
-            except Exception:  # queue.Empty
+            except queue.Empty:
                 break
             self._handle(event)
         self.longest_tick_s = max(self.longest_tick_s, time.perf_counter() - began)
@@ -59,18 +78,38 @@ class BackendJob:
 
     def _handle(self, event):
         kind = event.get("event")
+        self.events_seen.append(kind)
         if kind == "progress":
             self.done_steps, self.total_steps = event["done"], event["total"]
-        elif kind == "result":
-            try:
-                self.message = self.on_result(event) or "done"
-                self.state = "done"
-            except Exception as err:  # the scene write failed: report it, the job is over
-                self.state, self.message = "failed", f"{type(err).__name__}: {err}"
+        elif kind in ("result", "info", "hello") and self._cancel_requested:  # finished before the cancel reached it: drop it
+            self.state, self.message = "cancelled", "cancelled: nothing was changed"
+        elif kind in ("result", "info", "hello"):  # the answer: `result` to generate, `info` to load/info, ...
+            self._prepared = queue.Queue()
+            threading.Thread(target=self._prepare, args=(event,), name="mdm-prepare", daemon=True).start()
         elif kind == "error":
             self.state, self.message = "failed", event.get("message", "the backend failed")
         elif kind == "cancelled":
             self.state, self.message = "cancelled", "cancelled: nothing was changed"
+
+    def _prepare(self, event):
+        try:
+            self._prepared.put((True, self.prepare(event) if self.prepare else event))
+        except Exception as err:  # UserError (e.g. an unmappable rig) or a bug: the job fails, nothing written
+            self._prepared.put((False, err))
+
+    def _finish_prepared(self):
+        try:
+            ok, value = self._prepared.get_nowait()
+        except queue.Empty:
+            return
+        if not ok:
+            self.state, self.message = "failed", _describe(value)
+            return
+        try:
+            self.message = self.on_result(value) or "done"
+            self.state = "done"
+        except Exception as err:  # the scene write failed: report it, the job is over
+            self.state, self.message = "failed", _describe(err)
 
     def run_to_end(self, poll_s=0.01):
         """Synchronous path (scripts, background mode, tests): block until the job finishes."""
@@ -79,3 +118,10 @@ class BackendJob:
         while self.tick():
             time.sleep(poll_s)
         return self.state
+
+
+def _describe(err) -> str:
+    """A user-facing line: UserError messages as they are, anything else with its type."""
+    from .backend.errors import UserError
+
+    return str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"

@@ -1,15 +1,24 @@
 """Operators (thin): check input, call the bpy-free planning and the bake, report errors as UserError messages.
 
-Every operator runs synchronously, so scripts and background mode can call them directly.
+Backend operators (generate, in-between) run as a background job when invoked from the UI: a modal operator
+with a window timer ticks the job (progress bar in the sidebar, Esc cancels). From scripts, in background mode and
+with EXEC_DEFAULT they run synchronously. Every other operator is synchronous.
 """
 import functools
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+import numpy as np
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import bake, motions, rig
+from . import bake, inbetween, motions, preferences, properties, rig
+from .backend import mocap, skeleton
 from .backend.errors import UserError
+from .jobs import BackendJob
+
+PREVIEW_NAME = "MDM Preview"
+TIMER_STEP_S = 0.05
+ACTIVE = {"job": None}  # the background job (one at a time); the sidebar draws its progress
 
 
 def _target(context, name: str):
@@ -189,7 +198,342 @@ class MDM_OT_restore_action(bpy.types.Operator):
         return {'FINISHED'}
 
 
+class MDM_OT_preview(bpy.types.Operator):
+    """Play a motion from the list on the "MDM Preview" skeleton (made on first use), before baking it"""
+    bl_idname = "mdm.preview"
+    bl_label = "Preview"
+    bl_options = {'REGISTER', 'UNDO'}
+    sample: IntProperty(name="Motion", default=-1, min=-1, description="Index in the motion list (-1: active)")
+
+    @classmethod
+    def poll(cls, context):
+        return MDM_OT_bake.poll(context)
+
+    @reports_user_errors
+    def execute(self, context):
+        settings = context.scene.mdm
+        index = settings.motion_index if self.sample < 0 else self.sample
+        if not 0 <= index < len(settings.motions):
+            raise UserError(f"no motion #{index}: the list has {len(settings.motions)}")
+        motion = motions.motion_from_item(settings.motions[index])
+        ob = bpy.data.objects.get(PREVIEW_NAME)
+        if ob is None or ob.type != 'ARMATURE':
+            target = settings.target
+            ob = rig.add_smpl_armature(context, PREVIEW_NAME)
+            rig.store_detection(ob, rig.detect(ob))
+            settings.target = target  # the preview skeleton is never the bake target
+        channels = bake.plan_channels(ob, motion, context.scene, rig.read_bone_map(ob.data), "MOTION", "")
+        previous = ob.animation_data.action if ob.animation_data else None
+        if previous is not None:  # a preview replaces the last one instead of stacking up stashed actions
+            bpy.data.actions.remove(previous)
+        bake.bake(ob, f"Preview: {motion.name}", channels, context.scene.frame_current,
+                  motions.motion_metadata(motion))
+        return {'FINISHED'}
+
+
+# --- backend jobs ------------------------------------------------------------------------------------------------
+
+def _model_key(context) -> str:
+    return repr(sorted(preferences.get(context).model_fields().items()))
+
+
+def model_info(context, required=False) -> dict:
+    """The loaded model's info for the current preferences (cached; {} when unknown). With `required`, an unknown
+    one is asked from the backend synchronously (loading the model: the first request after a model change)."""
+    if properties.MODEL_INFO.get("model_key") == _model_key(context):
+        return properties.MODEL_INFO
+    if not required:
+        return {}
+    prefs = preferences.get(context)
+    answer = {}
+    job = BackendJob(prefs.transport(), {"op": "info", **prefs.model_fields()}, answer.update)
+    job.run_to_end()
+    if job.state != "done":
+        raise UserError(job.message)
+    return remember_info(context, answer["info"])
+
+
+def remember_info(context, info) -> dict:
+    """Cache the model's info (an `info` answer's, or a result's) for the sidebar's action list."""
+    if info:
+        properties.MODEL_INFO.clear()
+        properties.MODEL_INFO.update(info, model_key=_model_key(context))
+    return properties.MODEL_INFO
+
+
+class BackendJobOperator:
+    """Mix-in: `make_job(context)` builds a BackendJob (raising UserError on bad input, before anything runs);
+    invoked from the UI it runs in the background, otherwise to the end at once."""
+
+    @classmethod
+    def poll(cls, context):
+        if ACTIVE["job"] is not None:
+            cls.poll_message_set("A motion job is running (Esc cancels it)")
+            return False
+        return True
+
+    @reports_user_errors
+    def execute(self, context):
+        job = self.make_job(context)
+        job.run_to_end()
+        return self.finish(job)
+
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        try:
+            job = self.make_job(context)
+        except UserError as err:
+            self.report({'ERROR'}, str(err))
+            return {'CANCELLED'}
+        job.start()
+        ACTIVE["job"] = job
+        self._timer = context.window_manager.event_timer_add(TIMER_STEP_S, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {'RUNNING_MODAL'}
+
+    def modal(self, context, event):
+        job = ACTIVE["job"]
+        if event.type == 'ESC' and event.value == 'PRESS':
+            job.cancel()
+        elif event.type != 'TIMER':
+            return {'PASS_THROUGH'}
+        job.tick()
+        context.workspace.status_text_set(None if job.finished else job.status_text())
+        for area in context.screen.areas:
+            if area.type == 'VIEW_3D':
+                area.tag_redraw()
+        if not job.finished:
+            return {'RUNNING_MODAL'}
+        self._end(context)
+        return self.finish(job)
+
+    def cancel(self, context):  # Blender ends the operator (window closing, file loading)
+        ACTIVE["job"].cancel()
+        self._end(context)
+
+    def _end(self, context):
+        context.window_manager.event_timer_remove(self._timer)
+        ACTIVE["job"] = None
+
+    def finish(self, job):
+        if job.state == "done":
+            self.report({'INFO'}, job.message)
+            return {'FINISHED'}
+        self.report({'WARNING'} if job.state == "cancelled" else {'ERROR'}, job.message)
+        return {'CANCELLED'}
+
+
+def _scene_fps(scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+class MDM_OT_check_backend(bpy.types.Operator):
+    """Start the backend chosen in the preferences and report its torch, device, model and actions"""
+    bl_idname = "mdm.check_backend"
+    bl_label = "Check Backend"
+
+    @reports_user_errors
+    def execute(self, context):
+        prefs = preferences.get(context)
+        answers = {}
+        for op in ("hello", "info"):
+            job = BackendJob(prefs.transport(), {"op": op, **prefs.model_fields()}, answers.setdefault(op, {}).update)
+            job.run_to_end()
+            if job.state != "done":
+                raise UserError(f"{prefs.transport_kind().lower().replace('_', '-')} backend: {job.message}")
+        hello, info = answers["hello"], remember_info(context, answers["info"]["info"])
+        conditions = {"text": f"text ({info['text_encoder']})", "action": "action", "no_cond": "unconditioned"}
+        self.report({'INFO'}, (
+            f"torch {hello['torch']} (Python {hello['python']}) on {info['device']}; model "
+            f"{info['path'] or 'embedded'}: {info['arch']}, {conditions.get(info['cond_mode'], info['cond_mode'])}"
+            f"{', keyframes' if info['keyframe_conditioned'] else ''}, {info['diffusion_steps']} steps, "
+            f"{info['min_frames'] / info['fps']:.1f}-{info['max_frames'] / info['fps']:.1f} s; actions: "
+            f"{', '.join(info['actions']) or 'none'}"))
+        return {'FINISHED'}
+
+
+def sampling_fields(info, quality: str, steps: int) -> dict:
+    """Sampler and steps for a quality preset: Draft = DDIM over a fifth of the model's steps, Final = all of them
+    with the model's own DDPM. An explicit `steps` overrides the preset's count."""
+    if quality == "DRAFT":
+        return {"sampler": "ddim", "steps": steps or max(1, info.get("diffusion_steps", 50) // 5)}
+    return {"sampler": "ddpm", "steps": steps}
+
+
+def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, guidance=2.5, steps=0,
+                 quality="FINAL", bake_target=True) -> BackendJob:
+    """The job behind mdm.generate (tests tick it directly). Raises UserError for input it can refuse at once."""
+    scene = context.scene
+    prompt = prompt.strip()
+    if not prompt and not action:
+        raise UserError("type a prompt (or pick an action) to generate from")
+    fps = model_info(context).get("fps", skeleton.FPS)
+    params = dict(text=prompt, action=action, frames=round(seconds * fps), samples=samples, seed=seed,
+                  guidance=guidance, **sampling_fields(model_info(context), quality, steps))
+    target = scene.mdm.target if bake_target else None
+    plan = None
+    if target is not None:  # read the rig now: a rig that cannot be baked fails before any sampling
+        bone_map, detection = rig.bone_map_for_bake(target)
+        plan = (target.name, bake.RigTarget.read(target), bone_map, detection, scene.mdm.root_mode,
+                scene.mdm.root_bone, _scene_fps(scene))
+    prefs = preferences.get(context)
+    request = {"op": "generate", **prefs.model_fields(), "params": params}
+    label, scene_name = (prompt or action)[:40], scene.name  # plain values: no bpy data off the main thread
+
+    def prepare(event):  # worker thread: numpy only
+        meta = event["meta"]
+        generated = [motions.Motion(name=f"{label} #{s}", joints=joints, fps=float(meta["fps"]),
+                                    origin="GENERATED", prompt=meta["prompt"], seed=seed, sample=s,
+                                    meta=_scalars(meta)) for s, joints in enumerate(event["joints"])]
+        if plan is None:
+            return event, generated, None
+        _name, rig_target, bone_map, _detection, root_mode, root_bone, scene_fps = plan
+        joints = mocap.resample(generated[0].joints.astype(np.float64), generated[0].fps, scene_fps)
+        return event, generated, bake.retarget_channels(rig_target, joints, bone_map, root_mode, root_bone)
+
+    def on_result(prepared):  # main thread: the only scene writes (data looked up again: undo may reload it)
+        event, generated, channels = prepared
+        ob = _object(plan[0]) if channels is not None else None
+        scene = bpy.data.scenes.get(scene_name)
+        if scene is None:
+            raise UserError(f"the scene '{scene_name}' was removed while generating; nothing was added")
+        remember_info(bpy.context, event.get("info"))
+        for motion in generated:
+            motions.add_to_scene(scene, motion)
+        scene.mdm.motion_index = len(scene.mdm.motions) - len(generated)
+        if ob is None:
+            return f"Generated {len(generated)} motion(s) for \"{label}\""
+        if plan[3] is not None:
+            rig.store_detection(ob, plan[3])
+        action = bake.bake(ob, motions.action_name(generated[0]), channels, scene.frame_current,
+                           motions.motion_metadata(generated[0]))
+        return f"Generated {len(generated)} motion(s); baked '{action.name}' onto {ob.name}"
+
+    return BackendJob(prefs.transport(), request, on_result, prepare, label="Generate")
+
+
+GENERATE_ARGS = ("prompt", "action", "seconds", "samples", "seed", "guidance", "steps", "quality", "bake_target")
+
+
+class MDM_OT_generate(BackendJobOperator, bpy.types.Operator):
+    """Generate motions from a prompt (or an action) into the motion list; with a target rig, bake the first one
+    onto it"""
+    bl_idname = "mdm.generate"
+    bl_label = "Generate"
+    bl_options = {'REGISTER', 'UNDO'}
+    prompt: StringProperty(name="Prompt")
+    action: StringProperty(name="Action", description="An action of the loaded model ('' = none)")
+    seconds: FloatProperty(name="Length", default=4.0, min=0.0)
+    samples: IntProperty(name="Variations", default=3, min=1, max=16)
+    seed: IntProperty(name="Seed", default=0, min=0)
+    guidance: FloatProperty(name="Guidance", default=2.5, min=0.0)
+    steps: IntProperty(name="Steps", default=0, min=0, description="0: the quality preset's")
+    quality: EnumProperty(name="Quality", items=(("DRAFT", "Draft", ""), ("FINAL", "Final", "")), default="FINAL")
+    bake_target: BoolProperty(name="Bake", default=True, description="Bake the first sample onto the scene's target")
+
+    def make_job(self, context):
+        return generate_job(context, **{name: getattr(self, name) for name in GENERATE_ARGS})
+
+
+def _scalars(meta: dict) -> dict:
+    return {key: value for key, value in meta.items() if isinstance(value, (str, int, float)) and value != ""}
+
+
+def _object(name):
+    ob = bpy.data.objects.get(name)
+    if ob is None:
+        raise UserError(f"the armature '{name}' was removed while the motion was being generated; nothing baked")
+    return ob
+
+
+def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", seed=0, guidance=2.5,
+                  hold_root=True) -> BackendJob:
+    """The job behind mdm.inbetween (tests tick it directly). Raises UserError for input it can refuse at once."""
+    scene = context.scene
+    ob = _target(context, target)
+    bone_map, detection = rig.bone_map_for_bake(ob)
+    curves, _ = bake.current_fcurves(ob)
+    frames = bake.keyed_frames(curves)
+    if frame_start >= 0 and frame_end >= 0:
+        start, end = frame_start, frame_end
+    else:
+        selected = bake.keyed_frames(curves, selected_only=True)
+        start, end = (selected[[0, -1]] if len(selected) >= 2 else (frames[[0, -1]] if len(frames) else (0, 0)))
+    frames = frames[(frames >= start) & (frames <= end)]
+    if len(frames) < 2:
+        raise UserError(f"in-betweening needs at least two keyed frames on '{ob.name}' between frames {start} "
+                        f"and {end}; found {len(frames)}")
+    info = model_info(context, required=True)
+    joints, key_values = rig.poses_at(ob, scene, frames, bone_map)
+    plan = inbetween.plan_keys(frames, joints, rig.rest_joints_world(ob, bone_map), _scene_fps(scene), info)
+    rig_target = bake.RigTarget.read(ob)
+    prefs = preferences.get(context)
+    keys = plan.keys
+    params = dict(text=prompt.strip(), frames=plan.request_frames, samples=1, seed=seed,
+                  guidance=guidance, inbetween_method="auto", hold_root=hold_root,
+                  keys={"frames": keys.frames.tolist(), "joints": keys.joints.tolist(),
+                        "joint_mask": keys.joint_mask.tolist()})
+    request = {"op": "generate", **prefs.model_fields(), "params": params}
+    name, first = ob.name, int(frames[0])
+
+    def prepare(event):  # worker thread: numpy only
+        motion = event["joints"][0].astype(np.float64)
+        channels = bake.retarget_channels(rig_target, inbetween.to_scene_frames(motion, plan), bone_map,
+                                          "MOTION", "")
+        key_rows = plan.scene_frames - first
+        for channel in channels:
+            channel.values = inbetween.meet_keys(channel.values, key_values[(channel.bone, channel.prop)],
+                                                 key_rows, quaternion=channel.prop == "rotation_quaternion")
+        return channels
+
+    def on_result(channels):
+        target = _object(name)
+        if detection is not None:
+            rig.store_detection(target, detection)
+        added = bake.write_inbetween(target, channels, first, key_values)
+        return f"In-betweened frames {first}-{int(frames[-1])} of {name} ({len(frames)} keys, {added} new keys)"
+
+    return BackendJob(prefs.transport(), request, on_result, prepare, label="In-between")
+
+
+INBETWEEN_ARGS = ("target", "frame_start", "frame_end", "prompt", "seed", "guidance", "hold_root")
+
+
+class MDM_OT_inbetween(BackendJobOperator, bpy.types.Operator):
+    """Fill the frames between the target rig's keys with generated motion that meets every key exactly (the keys
+    themselves are left as they are)"""
+    bl_idname = "mdm.inbetween"
+    bl_label = "In-between"
+    bl_options = {'REGISTER', 'UNDO'}
+    target: StringProperty(name="Target", description="Armature object (default: the scene's target)")
+    frame_start: IntProperty(name="Start", default=-1, description="First frame (-1: the selected keys' range)")
+    frame_end: IntProperty(name="End", default=-1, description="Last frame (-1: the selected keys' range)")
+    prompt: StringProperty(name="Prompt", description="Optional: what happens between the keys")
+    seed: IntProperty(name="Seed", default=0, min=0)
+    guidance: FloatProperty(name="Guidance", default=2.5, min=0.0)
+    hold_root: BoolProperty(name="Hold Root", default=True)
+
+    def make_job(self, context):
+        return inbetween_job(context, **{name: getattr(self, name) for name in INBETWEEN_ARGS})
+
+
+class MDM_OT_cancel_job(bpy.types.Operator):
+    """Stop the running motion job; nothing it would have made is written"""
+    bl_idname = "mdm.cancel_job"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        return ACTIVE["job"] is not None
+
+    def execute(self, context):
+        ACTIVE["job"].cancel()
+        return {'FINISHED'}
+
+
 register, unregister = bpy.utils.register_classes_factory((
     MDM_OT_import_motion, MDM_OT_remove_motion, MDM_OT_add_skeleton, MDM_OT_detect_bone_map,
-    MDM_OT_apply_bone_map_preset, MDM_OT_bake, MDM_OT_restore_action,
+    MDM_OT_apply_bone_map_preset, MDM_OT_bake, MDM_OT_restore_action, MDM_OT_preview, MDM_OT_check_backend,
+    MDM_OT_generate, MDM_OT_inbetween, MDM_OT_cancel_job,
 ))

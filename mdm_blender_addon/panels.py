@@ -1,5 +1,7 @@
-"""The "Motion" tab of the 3D view's sidebar: motion list, target armature and its bone map, root options, bake."""
+"""The "Motion" tab of the 3D view's sidebar: generate, in-between, motion list, target rig and bone map, bake."""
 import bpy
+
+from . import operators, properties
 
 
 class MDM_UL_motions(bpy.types.UIList):
@@ -24,6 +26,63 @@ class MotionTab:
     bl_category = "Motion"
 
 
+def draw_job(layout) -> bool:
+    """The running job's progress bar and a cancel button; False when no job runs."""
+    job = operators.ACTIVE["job"]
+    if job is None:
+        return False
+    row = layout.row(align=True)
+    if hasattr(row, "progress"):  # UILayout.progress: Blender 4.0+
+        row.progress(factor=job.progress, type='BAR', text=job.status_text())
+    else:
+        row.label(text=job.status_text())
+    row.operator("mdm.cancel_job", text="", icon='CANCEL')
+    return True
+
+
+class MDM_PT_generate(MotionTab, bpy.types.Panel):
+    bl_label = "Generate"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.mdm
+        layout.prop(settings, "prompt", text="")
+        if properties.MODEL_INFO.get("actions"):
+            layout.prop(settings, "action")
+        column = layout.column(align=True)
+        column.prop(settings, "seconds")
+        column.prop(settings, "samples")
+        column.prop(settings, "seed")
+        column.prop(settings, "guidance")
+        row = layout.row(align=True)
+        row.prop(settings, "quality", expand=True)
+        row.prop(settings, "steps", text="Steps")
+        if draw_job(layout):
+            return
+        op = layout.operator("mdm.generate", icon='PLAY')
+        op.prompt, op.action, op.seconds, op.samples = settings.prompt, settings.action, settings.seconds, \
+            settings.samples
+        op.seed, op.guidance, op.quality, op.steps = settings.seed, settings.guidance, settings.quality, \
+            settings.steps
+        if settings.target is not None:
+            layout.label(text=f"The first variation is baked onto {settings.target.name}", icon='INFO')
+
+
+class MDM_PT_inbetween(MotionTab, bpy.types.Panel):
+    bl_label = "In-between"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.mdm
+        layout.label(text="Key poses on the target rig, select the keys, then:")
+        layout.prop(settings, "hold_root")
+        if draw_job(layout):
+            return
+        op = layout.operator("mdm.inbetween", icon='IPO_EASE_IN_OUT')
+        op.prompt, op.seed, op.guidance, op.hold_root = settings.prompt, settings.seed, settings.guidance, \
+            settings.hold_root
+
+
 class MDM_PT_motions(MotionTab, bpy.types.Panel):
     bl_label = "Motions"
 
@@ -40,7 +99,9 @@ class MDM_PT_motions(MotionTab, bpy.types.Panel):
                 self.layout.label(text=f"\"{motion.prompt}\"  seed {motion.seed}")
             elif motion.source_path:
                 self.layout.label(text=bpy.path.basename(motion.source_path), icon='FILE')
-        self.layout.operator("mdm.add_skeleton", icon='ARMATURE_DATA')
+        row = self.layout.row(align=True)
+        row.operator("mdm.preview", icon='HIDE_OFF')
+        row.operator("mdm.add_skeleton", icon='ARMATURE_DATA')
 
 
 class MDM_PT_target(MotionTab, bpy.types.Panel):
@@ -77,4 +138,5 @@ class MDM_PT_bake(MotionTab, bpy.types.Panel):
 
 
 register, unregister = bpy.utils.register_classes_factory(
-    (MDM_UL_motions, MDM_UL_bone_map, MDM_PT_motions, MDM_PT_target, MDM_PT_bake))
+    (MDM_UL_motions, MDM_UL_bone_map, MDM_PT_generate, MDM_PT_inbetween, MDM_PT_motions, MDM_PT_target,
+     MDM_PT_bake))

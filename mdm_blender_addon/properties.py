@@ -1,8 +1,20 @@
 """Add-on data stored in the .blend: the scene's motion list and settings, and each armature's bone map."""
 import bpy
 from bpy.props import (
-    CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty,
+    BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty,
 )
+
+# The loaded model's `info` (actions, frame range, conditions), filled by mdm.check_backend and by every finished
+# generation; the sidebar reads it. Module-level: it describes the backend process, not the .blend.
+MODEL_INFO = {}
+_ACTION_ITEMS = []  # Blender needs the enum strings kept alive while the UI shows them
+
+
+def action_items(_self, _context):
+    _ACTION_ITEMS[:] = [("", "None", "No action: the prompt alone conditions the motion")] + [
+        (name, name.replace("_", " ").title(), f"Action '{name}' of the loaded model")
+        for name in MODEL_INFO.get("actions", [])]
+    return _ACTION_ITEMS
 
 
 class MDM_PG_motion(bpy.types.PropertyGroup):
@@ -58,6 +70,28 @@ class MDM_PG_scene(bpy.types.PropertyGroup):
         default="MOTION",
     )
     root_bone: StringProperty(name="Root Bone", description="Bone that carries the travel across the floor")
+    # Generate
+    prompt: StringProperty(name="Prompt", description="What the person does, e.g. 'a person jumps forward'")
+    action: EnumProperty(name="Action", items=action_items,
+                         description="An action the loaded model knows (Check Backend lists them)")
+    seconds: FloatProperty(name="Length", default=4.0, min=0.1, soft_max=30.0, unit='TIME_ABSOLUTE',
+                           description="Length of the motion (longer than the model's window: generated in "
+                                       "chained windows)")
+    samples: IntProperty(name="Variations", default=3, min=1, max=16, description="How many motions to generate")
+    seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same settings: the same motions")
+    guidance: FloatProperty(name="Guidance", default=2.5, min=0.0, soft_max=10.0,
+                            description="How strongly the motion follows the prompt (classifier-free guidance)")
+    quality: EnumProperty(
+        name="Quality",
+        items=(("DRAFT", "Draft", "DDIM with a fifth of the model's steps: fast previews"),
+               ("FINAL", "Final", "Every step the model was trained with")),
+        default="FINAL",
+    )
+    steps: IntProperty(name="Steps", default=0, min=0, description="Sampling steps (0: from the quality preset)")
+    # In-between
+    hold_root: BoolProperty(name="Hold Root", default=True,
+                            description="The hips pass exactly through every keyed position (off: the model "
+                                        "chooses the path between keys, the keyed poses are still met)")
 
 
 class MDM_PG_object(bpy.types.PropertyGroup):

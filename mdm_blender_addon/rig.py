@@ -132,3 +132,45 @@ def store_detection(ob, detection) -> None:
     write_bone_map(ob.data, detection.mapping)
     ob.data.mdm.preset = detection.preset
     ob.data.mdm.confidence = detection.confidence
+
+
+# --- the rig's own poses (in-betweening) ---------------------------------------------------------------------------
+
+ROTATION_PROPS = {'QUATERNION': "rotation_quaternion", 'AXIS_ANGLE': "rotation_axis_angle"}  # else rotation_euler
+
+
+def rotation_prop(pose_bone) -> str:
+    return ROTATION_PROPS.get(pose_bone.rotation_mode, "rotation_euler")
+
+
+def rest_joints_world(ob, bone_map: dict) -> np.ndarray:
+    """(22, 3) world rest heads of the mapped bones, NaN for joints the map lacks."""
+    joints = np.full((skeleton.NUM_JOINTS, 3), np.nan)
+    matrix = np.array(ob.matrix_world)
+    for joint, bone in bone_map.items():
+        head = np.append(np.array(ob.data.bones[bone].head_local), 1.0)
+        joints[skeleton.JOINT_INDEX[joint]] = (matrix @ head)[:3]
+    return joints
+
+
+def poses_at(ob, scene, frames, bone_map: dict):
+    """The rig as animated at each scene frame: (joints (K, 22, 3) world heads of the mapped bones, NaN where
+    unmapped; values {(bone, prop): (K, k)} of every mapped bone's rotation and location). The scene's current
+    frame is restored afterwards."""
+    current = scene.frame_current
+    joints = np.full((len(frames), skeleton.NUM_JOINTS, 3), np.nan)
+    bones = sorted(set(bone_map.values()))
+    values = {(bone, prop): [] for bone in bones for prop in (rotation_prop(ob.pose.bones[bone]), "location")}
+    try:
+        for k, frame in enumerate(frames):
+            scene.frame_set(int(frame))
+            evaluated = ob.evaluated_get(bpy.context.evaluated_depsgraph_get())
+            matrix = np.array(evaluated.matrix_world)
+            for joint, bone in bone_map.items():
+                head = np.append(np.array(evaluated.pose.bones[bone].head), 1.0)
+                joints[k, skeleton.JOINT_INDEX[joint]] = (matrix @ head)[:3]
+            for (bone, prop), rows in values.items():
+                rows.append(tuple(getattr(ob.pose.bones[bone], prop)))
+    finally:
+        scene.frame_set(current)
+    return joints, {key: np.array(rows, dtype=np.float64) for key, rows in values.items()}

@@ -3,6 +3,7 @@
 Import `bpy` only inside these functions (it loads once per process and takes seconds), never at module level.
 """
 import importlib
+import os
 import subprocess
 import sys
 import tomllib
@@ -135,3 +136,41 @@ def action_fcurves(action, ob):
     slot = ob.animation_data.action_slot
     return [fc for layer in action.layers for strip in layer.strips
             if strip.channelbag(slot) is not None for fc in strip.channelbag(slot).fcurves]
+
+
+def install_built_extension(tmp_path_factory) -> Path:
+    """Build the zip with build.py and install it with Blender's extension operator; return the repo folder."""
+    import bpy
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    zip_path = build_extension(tmp_path_factory.mktemp("dist"))
+    repo_dir = tmp_path_factory.mktemp("extensions")
+    install_zip(zip_path, repo_dir)
+    return repo_dir
+
+
+# A Python with torch for the subprocess backend (the bpy test process may have none: the 4.2 venv).
+TORCH_PYTHON = Path(os.environ.get("MDM_TORCH_PYTHON", REPO / ".venv" / "bin" / "python"))
+
+
+def small_checkpoint(directory: Path, diffusion_steps=100, text_encoder="minilm") -> Path:
+    """A real, tiny, untrained keyframe-conditioned MDM checkpoint folder (statistics from a CMU walk), written by
+    TORCH_PYTHON in a subprocess, so that test processes without torch can make one too."""
+    script = f"""
+import sys
+sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}]
+import numpy as np, torch
+from backend import checkpoints, features, mocap
+from backend.model import MDM, MDMConfig
+from conftest import MOCAP_DIR
+walk = features.joints_to_features(mocap.load_clip(MOCAP_DIR / "mb_misc" / "02_01.bvh").joints)
+torch.manual_seed(0)
+config = MDMConfig(latent_dim=32, num_layers=1, ff_size=64, diffusion_steps={diffusion_steps},
+                   text_encoder={text_encoder!r}, cond_dim={384 if text_encoder == "minilm" else 512},
+                   mask_frames=True, keyframe_dim=66)
+checkpoints.save_folder({str(directory)!r}, MDM(config), config, walk.mean(0), np.maximum(walk.std(0), 1e-2),
+                        {{"frames": {{"fps": 20, "min_frames": 20, "max_frames": 120}},
+                         "action_prompts": {{"walk": "a person walks forward."}}}})
+"""
+    result = subprocess.run([str(TORCH_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return directory

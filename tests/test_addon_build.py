@@ -24,7 +24,23 @@ def test_zip_layout(zip_path):
     assert {f"backend/{m}.py" for m in build.NUMPY_MODULES} <= names
     for forbidden in build.FORBIDDEN_MODULES:
         assert f"backend/{forbidden}.py" not in names
-    assert not [n for n in names if n.startswith("tests/") or n.endswith((".npz", ".bvh", ".npy", ".pt", ".pyc"))]
+    assert {f"backend/{m}.py" for m in build.backend_imports(build.BACKEND_DIR, build.RUNTIME_ENTRY_POINTS)} <= names
+    shipped_model = f"backend/{build.DEFAULT_MODEL}/"
+    assert not [n for n in names if n.startswith("tests/") or n.endswith(".pyc")
+                or n.endswith((".npz", ".bvh", ".npy", ".pt")) and not n.startswith(shipped_model)]
+    if (build.BACKEND_DIR / build.DEFAULT_MODEL).is_dir():
+        assert f"{shipped_model}config.json" in names
+
+
+def test_a_server_import_left_out_of_the_build_fails_it(tmp_path):
+    backend = tmp_path / "backend"
+    shutil.copytree(build.BACKEND_DIR, backend, ignore=shutil.ignore_patterns("__pycache__", build.DEFAULT_MODEL))
+    (backend / "extra_runtime.py").write_text("X = 1\n")
+    (backend / "pipeline.py").write_text((backend / "pipeline.py").read_text() + "\nfrom . import extra_runtime\n")
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    with pytest.raises(SystemExit, match="extra_runtime"):
+        build.stage_backend(stage, backend)
 
 
 def test_zip_passes_blenders_validator(zip_path):

@@ -1,0 +1,101 @@
+"""In-betweening, bpy-free: an animator's keyed poses -> backend keys, and the generated motion -> in-between values
+that meet every key exactly.
+
+Keys. At each keyed scene frame the rig's mapped bone heads (world space) are the 22 joints; they are brought into
+the model's frame by the inverse of the placement the retargeter applies to a motion: turned from the rig's rest
+facing to Blender's front, lowered to the rig's rest floor (its lowest foot joint), divided by the ratio of the
+rig's leg length to the HumanML3D reference leg, and turned from Blender's Z-up to HumanML3D's Y-up. Joints the bone
+map lacks are left out of the keys (joint_mask False: the model is not constrained there); the joints the
+retargeter requires must be mapped, or the bake refuses first. Key times are mapped to model frames (20 fps) with
+the first key at frame 0; keys closer than one model frame are refused.
+
+Output. The generated motion is warped back in time (each key's model frame onto its scene frame, linear in
+between), retargeted like any bake, and then corrected channel by channel: at each key, the offset between the
+user's value and the retargeted one is measured, and the offsets are interpolated linearly across each gap and
+added. So every key is met exactly in value (including what positions cannot carry: twist, a hand's roll), the
+frames next to a key differ from it by no more than the motion's own step, and nothing pops.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import keyframes, retarget, skeleton
+from .backend.errors import UserError
+
+J = skeleton.JOINT_INDEX
+REFERENCE_LEG = float(np.mean([skeleton.REFERENCE_BONE_LENGTHS[J[f"{s}_knee"]]
+                               + skeleton.REFERENCE_BONE_LENGTHS[J[f"{s}_ankle"]] for s in ("left", "right")]))
+
+
+@dataclass(frozen=True)
+class KeyPlan:
+    scene_frames: np.ndarray  # (K,) the keyed scene frames, increasing
+    model_frames: np.ndarray  # (K,) their frames in the request (the first is 0)
+    request_frames: int  # frames to ask for (at least the model's minimum)
+    keys: keyframes.Keyframes  # the poses in the model's frame (HumanML3D, Y-up, reference scale)
+
+
+def placement(rest_world):
+    """(scale, yaw (3, 3), floor height) of the rig: what the retargeter uses to put a motion on it."""
+    feet = list(retarget.FOOT_JOINTS)
+    return (retarget._leg_length(rest_world) / REFERENCE_LEG, retarget._yaw_matrix(retarget._facing(rest_world)),
+            float(np.nanmin(rest_world[feet, 2])))
+
+
+def world_to_motion(points, rest_world):
+    """World points (..., 3) of the rig -> HumanML3D joint positions of a reference-sized body."""
+    scale, yaw, floor = placement(rest_world)
+    blender = (np.asarray(points, float) - [0.0, 0.0, floor]) @ yaw / scale  # row @ yaw == yaw^T applied
+    return blender @ skeleton.HML_TO_BLENDER  # Blender -> Y-up: the inverse (transpose) of HML_TO_BLENDER
+
+
+def plan_keys(scene_frames, world_joints, rest_world, scene_fps, frames: dict) -> KeyPlan:
+    """Keys for the backend. scene_frames (K,); world_joints (K, 22, 3), NaN for unmapped joints; rest_world
+    (22, 3) the rig's rest joints (retarget-filled); frames: the model's {fps, min_frames, max_frames}."""
+    scene_frames = np.asarray(scene_frames, dtype=np.int64)
+    if len(scene_frames) < 2:
+        found = f"only frame {scene_frames[0]} is" if len(scene_frames) else "no frame is"
+        raise UserError(f"in-betweening needs at least two keyed frames in the range; {found} keyed")
+    model_frames = np.round((scene_frames - scene_frames[0]) * frames["fps"] / scene_fps).astype(np.int64)
+    close = np.flatnonzero(np.diff(model_frames) < 1)
+    if len(close):
+        a, b = scene_frames[close[0]], scene_frames[close[0] + 1]
+        raise UserError(f"keys at frames {a} and {b} are closer than one model frame (1/{frames['fps']:g} s); "
+                        "remove one of them")
+    if model_frames[-1] + 1 > frames["max_frames"]:
+        longest = (frames["max_frames"] - 1) / frames["fps"]
+        raise UserError(f"the keys span {(scene_frames[-1] - scene_frames[0]) / scene_fps:.1f} s; this model "
+                        f"in-betweens up to {longest:.1f} s at once: key a shorter range")
+    joints = np.asarray(world_joints, dtype=np.float64)
+    mask = np.isfinite(joints).all(axis=-1)  # (K, 22)
+    motion = world_to_motion(np.where(mask[..., None], joints, 0.0), rest_world)
+    keys = keyframes.Keyframes(model_frames, motion, mask)
+    return KeyPlan(scene_frames, model_frames, max(int(model_frames[-1]) + 1, frames["min_frames"]), keys)
+
+
+def to_scene_frames(motion, plan: KeyPlan):
+    """(T, 22, 3) model-rate motion -> one pose per scene frame from the first key to the last, each key's model
+    frame landing exactly on its scene frame (linear interpolation in time)."""
+    scene = np.arange(plan.scene_frames[0], plan.scene_frames[-1] + 1)
+    position = np.interp(scene, plan.scene_frames, plan.model_frames)  # (F,) in model frames
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, len(motion) - 1)
+    weight = (position - below)[:, None, None]
+    return motion[below] * (1 - weight) + motion[above] * weight
+
+
+def meet_keys(values, key_values, key_index, quaternion=False):
+    """values (F, k) of one channel over the keyed range; key_values (K, k) the user's values at the keys, whose
+    rows in `values` are key_index (K,). Returns values that equal the keys there, corrected in between by the
+    linearly interpolated key offsets (per gap, a quaternion channel is first put on the start key's hemisphere)."""
+    values = np.array(values, dtype=np.float64)
+    out = values.copy()
+    for k in range(len(key_index) - 1):
+        a, b = key_index[k], key_index[k + 1]
+        segment = values[a:b + 1]
+        if quaternion and segment[0] @ key_values[k] < 0:
+            segment = -segment
+        start, end = key_values[k] - segment[0], key_values[k + 1] - segment[-1]
+        weight = np.linspace(0.0, 1.0, b - a + 1)[:, None]
+        out[a:b + 1] = segment + (1 - weight) * start + weight * end
+    return out

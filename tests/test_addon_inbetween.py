@@ -1,0 +1,177 @@
+"""In-betweening an animator's keys on a Rigify metarig in real Blender: keys read slot-aware, the frames between
+filled, the user's keys and everything outside the range left exactly as they were, no pop, one undo step."""
+import numpy as np
+import pytest
+
+import blender_util
+from test_addon_bake import scene_state
+from test_addon_jobs import TRANSPORTS, addon, checkpoint, extension_repo, use  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.blender
+
+KEYS = {  # scene frame -> {bone: (axis, degrees)}: three poses in the range, one after it
+    1: {"thigh.L": ("X", 30), "shin.L": ("X", -20), "upper_arm.R": ("Y", 40)},
+    13: {"thigh.L": ("X", -25), "shin.L": ("X", -50), "thigh.R": ("X", 35), "upper_arm.L": ("Z", -30)},
+    25: {"thigh.L": ("X", 10), "thigh.R": ("X", -15), "forearm.R": ("X", 45), "spine.001": ("Y", 10)},
+    45: {"thigh.R": ("X", 20)},
+}
+PELVIS_PATH = {1: (0.0, 0.0, 0.0), 13: (0.0, 0.3, 0.02), 25: (0.0, 0.7, 0.0), 45: (0.0, 1.0, 0.0)}
+
+
+def keyed_metarig():
+    """The metarig with the whole pose keyed (every bone's rotation, the hips' location) at each KEYS frame."""
+    import bpy
+    from mathutils import Euler
+    ob = blender_util.add_rigify_metarig()
+    bpy.context.scene.mdm.target = ob
+    for frame, pose in KEYS.items():
+        for pose_bone in ob.pose.bones:
+            axis, degrees = pose.get(pose_bone.name, ("X", 0))
+            angles = [0.0, 0.0, 0.0]
+            angles["XYZ".index(axis)] = np.radians(degrees)
+            if pose_bone.rotation_mode == 'QUATERNION':  # the metarig's shoulders are Euler: key what plays
+                pose_bone.rotation_quaternion = Euler(angles).to_quaternion()
+                pose_bone.keyframe_insert("rotation_quaternion", frame=frame)
+            else:
+                pose_bone.rotation_euler = angles
+                pose_bone.keyframe_insert("rotation_euler", frame=frame)
+        ob.pose.bones["spine"].location = PELVIS_PATH[frame]
+        ob.pose.bones["spine"].keyframe_insert("location", frame=frame)
+    return ob
+
+
+POINT_PROPS = ("co", "handle_left", "handle_right", "interpolation", "handle_left_type", "handle_right_type")
+
+
+def curve_points(ob):
+    """{(data_path, index): {frame: (every property of the point)}}: what the user's keys are."""
+    return {(fc.data_path, fc.array_index): {round(p.co.x): tuple(tuple(v) if hasattr(v, "__len__") else v
+                                                                  for v in (getattr(p, a) for a in POINT_PROPS))
+                                             for p in fc.keyframe_points}
+            for fc in blender_util.action_fcurves(ob.animation_data.action, ob)}
+
+
+def joint_track(ob, frames):
+    """(F, J, 3) world heads of the bones the map drives, at each scene frame."""
+    import bpy
+    bones = [row.bone for row in ob.data.mdm.bone_map if row.bone] or [b.name for b in ob.pose.bones]
+    track = []
+    for frame in frames:
+        bpy.context.scene.frame_set(frame)
+        track.append([np.array(ob.matrix_world @ ob.pose.bones[b].head) for b in bones])
+    return np.array(track)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_inbetween_fills_the_gaps_and_keeps_every_key(addon, kind):
+    import bpy
+    use(addon, kind)
+    ob = keyed_metarig()
+    assert bpy.ops.mdm.detect_bone_map() == {'FINISHED'}
+    mapped = {row.bone for row in ob.data.mdm.bone_map if row.bone}
+    before = curve_points(ob)
+    keys_before, outside_before = joint_track(ob, [1, 13, 25]), joint_track(ob, range(25, 46))
+    bpy.context.scene.frame_set(7)
+
+    assert bpy.ops.mdm.inbetween(frame_start=1, frame_end=25, seed=3) == {'FINISHED'}
+
+    assert bpy.context.scene.frame_current == 7
+    after = curve_points(ob)
+    for key, points in before.items():  # the user's points, exactly as they were
+        assert {f: after[key][f] for f in points} == points, key
+        bone = key[0].split('"')[1]
+        added = sorted(set(after[key]) - set(points))
+        if bone in mapped and (".rotation_" in key[0] or bone == "spine"):
+            assert added == [f for f in range(2, 25) if f != 13], key
+        else:
+            assert added == [], key  # bones the map does not drive (fingers, heel, face...) keep their curves
+    np.testing.assert_allclose(joint_track(ob, [1, 13, 25]), keys_before, atol=1e-5)
+    np.testing.assert_allclose(joint_track(ob, range(25, 46)), outside_before, atol=1e-5)
+
+    # No pop: a step onto or off a key is no larger than the largest step elsewhere in the motion.
+    track = joint_track(ob, range(1, 26))
+    steps = np.linalg.norm(np.diff(track, axis=0), axis=-1).max(axis=1)  # (24,) step i: frame 1+i -> 2+i
+    at_keys = np.zeros(len(steps), bool)
+    at_keys[[0, 11, 12, 23]] = True
+    assert steps[at_keys].max() <= steps[~at_keys].max() + 1e-6, steps
+    assert steps.max() > 1e-3  # something moved in between
+
+
+def test_selected_keys_set_the_range_and_one_undo_restores(addon):
+    import bpy
+    use(addon, "SUBPROCESS")
+    ob = keyed_metarig()
+    name = ob.name
+    for fc in blender_util.action_fcurves(ob.animation_data.action, ob):
+        for point in fc.keyframe_points:
+            point.select_control_point = round(point.co.x) in (13, 25)
+    before = curve_points(ob)
+    bpy.ops.ed.undo_push(message="before in-between")
+    assert bpy.ops.mdm.inbetween() == {'FINISHED'}
+    frames = set(curve_points(ob)[('pose.bones["thigh.L"].rotation_quaternion', 0)])
+    assert frames == set(KEYS) | set(range(14, 25))  # only between the selected keys
+    bpy.ops.ed.undo_push(message="In-between")
+    bpy.ops.ed.undo()
+    ob = bpy.data.objects[name]
+    assert curve_points(ob) == before
+
+
+def test_hold_root_off_still_meets_the_keys(addon):
+    import bpy
+    use(addon, "SUBPROCESS")
+    ob = keyed_metarig()
+    assert bpy.ops.mdm.detect_bone_map() == {'FINISHED'}
+    keys_before = joint_track(ob, [1, 13, 25])
+    assert bpy.ops.mdm.inbetween(frame_start=1, frame_end=25, hold_root=False) == {'FINISHED'}
+    np.testing.assert_allclose(joint_track(ob, [1, 13, 25]), keys_before, atol=1e-5)
+
+
+def test_fewer_than_two_keys_is_refused(addon):
+    import bpy
+    use(addon, "SUBPROCESS")
+    ob = keyed_metarig()
+    before, points = scene_state(), curve_points(ob)
+    with pytest.raises(RuntimeError, match="at least two keyed frames .* between frames 2 and 20; found 1"):
+        bpy.ops.mdm.inbetween(frame_start=2, frame_end=20)
+    assert scene_state() == before and curve_points(ob) == points
+
+
+def test_keys_on_an_unmapped_rig_are_refused(addon):
+    import bpy
+    use(addon, "SUBPROCESS")
+    ob = blender_util.add_armature("Props", [("Bone", (0, 0, 0), (0, 0, 1), -1),
+                                             ("Bone.001", (0, 0, 1), (0, 0, 2), 0)])
+    for frame in (1, 10):
+        ob.pose.bones["Bone"].keyframe_insert("rotation_quaternion", frame=frame)
+    bpy.context.scene.mdm.target = ob
+    before = scene_state()
+    with pytest.raises(RuntimeError, match="pelvis"):
+        bpy.ops.mdm.inbetween(frame_start=1, frame_end=10)
+    assert scene_state() == before
+
+
+def test_keys_closer_than_a_model_frame_are_refused(addon):
+    import bpy
+    use(addon, "SUBPROCESS")
+    ob = keyed_metarig()
+    bpy.context.scene.render.fps = 60
+    ob.pose.bones["spine"].keyframe_insert("location", frame=2)  # 1/60 s after the key at frame 1
+    before = scene_state()
+    with pytest.raises(RuntimeError, match="keys at frames 1 and 2 are closer than one model frame"):
+        bpy.ops.mdm.inbetween(frame_start=1, frame_end=25)
+    assert scene_state() == before
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_inbetween_job_ticks_stay_short(addon, kind):
+    """The modal path: the job ticked as the window timer would, retargeting on a worker thread, only the
+    F-curve writes on the main thread."""
+    import bpy
+    from test_addon_jobs import TICK_TARGET_S, tick_to_end
+    use(addon, kind)
+    keyed_metarig()
+    job = addon.operators.inbetween_job(bpy.context, frame_start=1, frame_end=45)  # 44 frames: 37 at 20 fps
+    tick_to_end(job)
+    assert job.state == "done" and "4 keys" in job.message, job.message
+    print(f"\n[{kind}] in-between: longest main-thread tick {job.longest_tick_s * 1000:.1f} ms ({job.ticks} ticks)")
+    assert job.longest_tick_s < 2.5 * TICK_TARGET_S
