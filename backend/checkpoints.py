@@ -254,6 +254,9 @@ def load_folder(directory, device="cpu") -> LoadedModel:
 def load_checkpoint(path, device="cpu", mean=None, std=None, args_json=None) -> LoadedModel:
     """A checkpoint folder, or an official .pt (args.json, Mean.npy and Std.npy taken from beside it unless given)."""
     path = Path(path)
+    if not path.exists():
+        raise UserError(f"checkpoint {path} does not exist: give a model folder (config.json, model.safetensors) or "
+                        f"an official .pt with args.json beside it")
     if path.is_dir():
         return load_folder(path, device)
     model, config = load_official(path, args_json, device)
