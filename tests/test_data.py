@@ -113,8 +113,12 @@ def test_normalization_groups_std_like_humanml3d_and_never_divides_by_zero():
 
 
 def test_prepare_data_writes_the_dataset(prepared):
-    assert sorted(p.name for p in prepared.iterdir()) == ["Mean.npy", "Std.npy", "dataset.npz", "summary.json"]
+    assert sorted(p.name for p in prepared.iterdir()) == ["Mean.npy", "Std.npy", "captions_minilm.npy", "dataset.npz",
+                                                          "summary.json"]
     dataset = data.Dataset.load(prepared)
+    embeddings = np.load(prepared / data.CAPTION_EMBEDDINGS_FILE)  # one MiniLM row per distinct caption
+    assert embeddings.shape == (len(np.unique(dataset.captions)), 384)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
     mean, std = data.load_normalization(prepared)
 
     originals = {s.removesuffix(data.MIRRORED_SUFFIX) for s in dataset.source}
