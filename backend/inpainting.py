@@ -17,7 +17,7 @@ import torch
 from . import skeleton
 from .diffusion import DiffusionSchedule, extract, q_sample, q_step_up
 from .errors import UserError
-from .keyframes import Keyframes, heading, to_heading_frame
+from .keyframes import Keyframes, keyed_half_yaw, keyframe_features
 from .samplers import Denoiser, NoiseSampler, p_sample, sampling_steps, timestep_batch
 
 FRAME0_ORIGIN_TOLERANCE = 1e-4  # metres: how far a frame-0 root key may sit from the origin (rounding of the keys)
@@ -163,41 +163,6 @@ def joints_from_features(features: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------------------
 # Keyframes -> feature constraints, root re-anchoring, reconstruction guidance
 # ---------------------------------------------------------------------------------------------------------------
-
-def keyed_half_yaw(keys: Keyframes) -> np.ndarray:
-    """(K,) HumanML3D root half-angle at each key (the rotation that turns the keyed pose to face +Z), or NaN
-    where the key does not fix the heading (the hips and shoulders are not all keyed)."""
-    _, yaw = heading(keys.joints)
-    known = keys.joint_mask[:, list(skeleton.FACE_JOINTS)].all(axis=1)
-    return np.where(known, -yaw / 2, np.nan)
-
-
-def keyframe_features(keys: Keyframes, num_frames: int):
-    """Keys -> (values [F, 263] raw features, known [F, 263] bool): the features a key determines on its own.
-
-    At an isolated key only positions are known: the root height, every keyed joint's height (ric keeps absolute
-    y) and, when the root and hips/shoulders are keyed (so the heading is known; frame 0's heading is 0 by
-    definition), the keyed joints' ric x/z. Velocities, rotations and contacts need neighbouring frames: left free.
-    """
-    keys.validate(num_frames)
-    values = np.zeros((num_frames, skeleton.FEATURE_DIM))
-    known = np.zeros((num_frames, skeleton.FEATURE_DIM), dtype=bool)
-    half_yaw = keyed_half_yaw(keys)
-    for k, frame in enumerate(keys.frames):
-        pose, keyed = keys.joints[k], keys.joint_mask[k]
-        ric = values[frame, skeleton.RIC].reshape(-1, 3)  # views: writes land in `values`/`known`
-        ric_known = known[frame, skeleton.RIC].reshape(-1, 3)
-        ric[:, 1], ric_known[:, 1] = pose[1:, 1], keyed[1:]
-        if keyed[0]:
-            values[frame, skeleton.ROOT_HEIGHT], known[frame, skeleton.ROOT_HEIGHT] = pose[0, 1], True
-            root_half = 0.0 if frame == 0 else half_yaw[k]
-            if not np.isnan(root_half):
-                # ric is the pose in the root's heading frame: origin under the pelvis, root yaw = -2 * half angle.
-                origin = pose[0] * np.array([1.0, 0.0, 1.0])
-                ric[:, [0, 2]] = to_heading_frame(pose[1:], origin, -2 * root_half)[:, [0, 2]]
-                ric_known[:, [0, 2]] = keyed[1:, None]
-    return values, known
-
 
 def keyframe_inpainting(keys: Keyframes, num_frames: int, mean, std, batch: int = 1):
     """Keys -> (known [B, 263, 1, F] normalised, keep [B, 263, 1, F] bool) for `replace_x0` or `sample_repaint`."""

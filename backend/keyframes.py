@@ -3,12 +3,13 @@ the post-process that makes a generated motion pass exactly through every key.
 
 numpy only: the add-on uses it to read an animator's keys, training uses it to sample random constraints.
 
-Why a pose-space condition and not a 263-feature mask: at an isolated key only positions are known. HumanML3D's
-root velocities, joint velocities and smoothed heading need neighbouring frames, so masking those features would
-hand the model values it can never have at inference. The model instead receives the keyed joints' global
-positions, expressed in the heading frame of the first key (origin under its pelvis, facing +Z), one channel per
-joint coordinate, plus a mask of the same shape (CondMDI's keyframe input channels). The generated clip comes out
-in its own canonical frame (frame 0 at the origin facing +Z) and is mapped onto the keys afterwards.
+What the model receives (CondMDI's keyframe input channels: values and a mask, per frame): the 263 HumanML3D
+features that a key determines on its own, z-scored like the motion (the root height, every keyed joint's height
+and, when the heading is known, its position relative to the root: a feature-to-feature copy the network learns
+at once), plus the root path: the keyed root's x, z and heading in the first key's heading frame (origin under
+its pelvis, facing +Z). Velocities, rotations and contacts need neighbouring frames, so they are never given: at
+inference an isolated key has positions only. The generated clip comes out in its own canonical frame (frame 0 at
+the origin facing +Z) and is mapped onto the keys afterwards (`place_on_keys`).
 """
 from dataclasses import dataclass
 
@@ -17,7 +18,8 @@ import numpy as np
 from . import skeleton
 from .errors import UserError
 
-KEY_DIM = skeleton.NUM_JOINTS * 3  # keyframe channels per frame: x, y, z of every joint
+ROOT_PATH_DIM = 4  # keyed root x, z and cos, sin of its heading, in the first key's heading frame
+KEY_DIM = skeleton.FEATURE_DIM + ROOT_PATH_DIM  # keyframe channels per frame
 
 
 @dataclass(frozen=True)
@@ -80,15 +82,61 @@ def from_heading_frame(points, origin, yaw):
     return points @ _yaw_matrix(yaw).swapaxes(-1, -2) + origin
 
 
-def encode(keys: Keyframes, num_frames):
-    """Keyframes -> (values (F, 66) float32, mask (F, 66) bool): the model's keyframe input channels."""
+def keyed_half_yaw(keys: Keyframes) -> np.ndarray:
+    """(K,) HumanML3D root half-angle at each key (the rotation that turns the keyed pose to face +Z), or NaN
+    where the key does not fix the heading (the hips and shoulders are not all keyed)."""
+    _, yaw = heading(keys.joints)
+    known = keys.joint_mask[:, list(skeleton.FACE_JOINTS)].all(axis=1)
+    return np.where(known, -yaw / 2, np.nan)
+
+
+def keyframe_features(keys: Keyframes, num_frames: int):
+    """Keys -> (values [F, 263] raw features, known [F, 263] bool): the features a key determines on its own.
+
+    At an isolated key only positions are known: the root height, every keyed joint's height (ric keeps absolute
+    y) and, when the root and hips/shoulders are keyed (so the heading is known; frame 0's heading is 0 by
+    definition), the keyed joints' ric x/z. Velocities, rotations and contacts need neighbouring frames: left free.
+    """
+    keys.validate(num_frames)
+    values = np.zeros((num_frames, skeleton.FEATURE_DIM))
+    known = np.zeros((num_frames, skeleton.FEATURE_DIM), dtype=bool)
+    half_yaw = keyed_half_yaw(keys)
+    for k, frame in enumerate(keys.frames):
+        pose, keyed = keys.joints[k], keys.joint_mask[k]
+        ric = values[frame, skeleton.RIC].reshape(-1, 3)  # views: writes land in `values`/`known`
+        ric_known = known[frame, skeleton.RIC].reshape(-1, 3)
+        ric[:, 1], ric_known[:, 1] = pose[1:, 1], keyed[1:]
+        if keyed[0]:
+            values[frame, skeleton.ROOT_HEIGHT], known[frame, skeleton.ROOT_HEIGHT] = pose[0, 1], True
+            root_half = 0.0 if frame == 0 else half_yaw[k]
+            if not np.isnan(root_half):
+                # ric is the pose in the root's heading frame: origin under the pelvis, root yaw = -2 * half angle.
+                origin = pose[0] * np.array([1.0, 0.0, 1.0])
+                ric[:, [0, 2]] = to_heading_frame(pose[1:], origin, -2 * root_half)[:, [0, 2]]
+                ric_known[:, [0, 2]] = keyed[1:, None]
+    return values, known
+
+
+def encode(keys: Keyframes, num_frames, mean, std):
+    """Keyframes -> (values (F, KEY_DIM) float32, mask (F, KEY_DIM) bool): the model's keyframe input channels.
+
+    `mean`/`std` are the model's feature statistics (the feature part is z-scored like the motion itself).
+    """
     origin, yaw = heading(keys.joints[0])
-    local = to_heading_frame(keys.joints, origin, yaw)  # (K, 22, 3)
-    values = np.zeros((num_frames, skeleton.NUM_JOINTS, 3), dtype=np.float32)
-    mask = np.zeros((num_frames, skeleton.NUM_JOINTS, 3), dtype=bool)
-    values[keys.frames] = np.where(keys.joint_mask[..., None], local, 0.0)
-    mask[keys.frames] = keys.joint_mask[..., None]
-    return values.reshape(num_frames, KEY_DIM), mask.reshape(num_frames, KEY_DIM)
+    local = Keyframes(keys.frames, to_heading_frame(keys.joints, origin, yaw), keys.joint_mask)
+    feats, known = keyframe_features(local, num_frames)
+    feats = np.where(known, (feats - mean) / std, 0.0)
+    path = np.zeros((num_frames, ROOT_PATH_DIM))
+    path_known = np.zeros((num_frames, ROOT_PATH_DIM), dtype=bool)
+    half_yaw = keyed_half_yaw(local)
+    for k, frame in enumerate(local.frames):
+        if local.joint_mask[k, 0]:
+            path[frame, :2], path_known[frame, :2] = local.joints[k, 0, [0, 2]], True
+            if not np.isnan(half_yaw[k]):
+                path[frame, 2:] = np.cos(-2 * half_yaw[k]), np.sin(-2 * half_yaw[k])
+                path_known[frame, 2:] = True
+    values = np.concatenate([feats, path], axis=1).astype(np.float32)
+    return values, np.concatenate([known, path_known], axis=1)
 
 
 def _fit_yaw_translation(source, target, weights):

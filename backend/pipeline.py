@@ -266,7 +266,7 @@ class Pipeline:
             cond["frame_mask"] = torch.ones(S, request.frames, dtype=torch.bool, device=self.device)
         if c.keyframe_dim:
             if keyed:
-                values, mask = keyframes.encode(request.keys, request.frames)
+                values, mask = keyframes.encode(request.keys, request.frames, self.loaded.mean, self.loaded.std)
             else:
                 values = np.zeros((request.frames, c.keyframe_dim), np.float32)
                 mask = np.zeros((request.frames, c.keyframe_dim), bool)

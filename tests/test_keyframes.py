@@ -30,10 +30,29 @@ def test_heading_frame_round_trip(motion):
 
 def test_encode_is_invariant_to_where_the_keys_stand(motion):
     frames = [0, 30, 90]
-    a = kf.encode(kf.Keyframes.full_poses(frames, motion[frames]), len(motion))
-    b = kf.encode(kf.Keyframes.full_poses(frames, _world(motion)[frames]), len(motion))
+    mean, std = np.zeros(263), np.ones(263)
+    a = kf.encode(kf.Keyframes.full_poses(frames, motion[frames]), len(motion), mean, std)
+    b = kf.encode(kf.Keyframes.full_poses(frames, _world(motion)[frames]), len(motion), mean, std)
     assert np.allclose(a[0], b[0], atol=1e-5) and np.array_equal(a[1], b[1])
-    assert a[1].sum() == 3 * kf.KEY_DIM and not a[1][1:30].any()
+    assert a[0].shape == (len(motion), kf.KEY_DIM) and not a[1][1:30].any()
+    # The first key defines the frame: its root at the origin, facing +Z.
+    assert np.allclose(a[0][0, -kf.ROOT_PATH_DIM:], [0, 0, 1, 0], atol=1e-6)
+
+
+def test_encode_gives_the_features_a_key_fixes(motion):
+    """At a key of the motion's own canonical clip, the encoded root height and ric match its real features."""
+    from backend import features
+
+    feats = features.joints_to_features(motion)  # the motion is canonical: frame 0 at the origin facing +Z
+    mean, std = feats.mean(0), feats.std(0) + 1e-3
+    values, mask = kf.encode(kf.Keyframes.full_poses([0, 50], motion[[0, 50]]), len(motion), mean, std)
+    from backend import skeleton
+
+    height = values[50, skeleton.ROOT_HEIGHT] * std[skeleton.ROOT_HEIGHT] + mean[skeleton.ROOT_HEIGHT]
+    assert np.allclose(height, feats[50, skeleton.ROOT_HEIGHT], atol=1e-5)
+    ric = values[0, skeleton.RIC] * std[skeleton.RIC] + mean[skeleton.RIC]
+    assert np.allclose(ric, feats[0, skeleton.RIC], atol=1e-4) and mask[0, skeleton.RIC].all()
+    assert not mask[:, skeleton.VEL].any() and not mask[:, skeleton.ROT].any()
 
 
 def test_place_on_keys_hits_every_key_and_stays_smooth(motion):
