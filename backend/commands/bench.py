@@ -2,7 +2,8 @@
 
 
 def add_arguments(parser):
-    parser.add_argument("--frames", default="120,196", help="comma-separated clip lengths")
+    parser.add_argument("--frames", default="120,196",
+                        help="comma-separated clip lengths for the full-size model ('' measures the embedded model only)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5, help="timings per figure (the median is reported)")
     parser.add_argument("--official-steps-timed", type=int, default=50,
@@ -14,5 +15,5 @@ def run(args):
     from ..bench import run_bench
     from ..device import pick_device
 
-    run_bench(pick_device(args.device), [int(f) for f in args.frames.split(",")], args.steps, args.repeat,
+    run_bench(pick_device(args.device), [int(f) for f in args.frames.split(",") if f], args.steps, args.repeat,
               args.official_steps_timed)
