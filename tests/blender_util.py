@@ -159,14 +159,14 @@ def small_checkpoint(directory: Path, diffusion_steps=100, text_encoder="minilm"
 import sys
 sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}]
 import numpy as np, torch
-from backend import checkpoints, features, mocap
+from backend import checkpoints, features, keyframes, mocap
 from backend.model import MDM, MDMConfig
 from conftest import MOCAP_DIR
 walk = features.joints_to_features(mocap.load_clip(MOCAP_DIR / "mb_misc" / "02_01.bvh").joints)
 torch.manual_seed(0)
 config = MDMConfig(latent_dim=32, num_layers=1, ff_size=64, diffusion_steps={diffusion_steps},
                    text_encoder={text_encoder!r}, cond_dim={384 if text_encoder == "minilm" else 512},
-                   mask_frames=True, keyframe_dim=66)
+                   mask_frames=True, keyframe_dim=keyframes.KEY_DIM)
 checkpoints.save_folder({str(directory)!r}, MDM(config), config, walk.mean(0), np.maximum(walk.std(0), 1e-2),
                         {{"frames": {{"fps": 20, "min_frames": 20, "max_frames": 120}},
                          "action_prompts": {{"walk": "a person walks forward."}}}})

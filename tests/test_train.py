@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from backend.keyframes import KEY_DIM
 from conftest import MOCAP_DIR, REPO
 
 TINY_MODEL = {"latent_dim": 32, "ff_size": 64, "num_layers": 1, "num_heads": 2, "diffusion_steps": 10}
@@ -58,7 +59,7 @@ def test_resume_continues_bit_for_bit(tmp_path, data_dir):
 def test_the_trained_folder_describes_itself(tmp_path, data_dir):
     _train(_config(tmp_path, data_dir, "run", steps=2))
     document = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
-    assert document["config"]["keyframe_dim"] == 66 and document["config"]["text_encoder"] == "minilm"
+    assert document["config"]["keyframe_dim"] == KEY_DIM and document["config"]["text_encoder"] == "minilm"
     meta = document["meta"]
     assert meta["training"]["steps"] == 2 and meta["action_prompts"]
     assert set(meta["action_prompts"]) == set(meta["categories"])
