@@ -96,7 +96,7 @@ class Evaluation:
 def read_eval_rows(data_dir):
     """The rows of a mocap folder's index.csv to evaluate on, as `mocap.IndexedClip`s: those marked `eval` when
     there is a `split` column, else all. Missing `cmu_stated_fps` / `tpose_frames` / `skeleton` columns mean: the
-    BVH header's rate, no frames skipped, the family detected from the joint names.
+    BVH header's rate, no frames skipped, the family detected from the joint names (`mocap.read_index`).
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -107,16 +107,10 @@ def read_eval_rows(data_dir):
                         f"with a `file` column, plus the BVH files it lists)")
     with open(index, newline="") as f:
         reader = csv.DictReader(f)
-        columns, rows = set(reader.fieldnames or ()), list(reader)
+        columns = set(reader.fieldnames or ())
     if "file" not in columns:
         raise UserError(f"{index} has no `file` column (columns: {sorted(columns)})")
-    if READ_INDEX_COLUMNS <= columns:
-        clips = mocap.read_index(index)
-    else:
-        clips = [mocap.IndexedClip(path=data_dir / row["file"], family=row.get("skeleton") or None,
-                                   fps=float(row["cmu_stated_fps"]) if row.get("cmu_stated_fps") else None,
-                                   tpose_frames=int(row.get("tpose_frames") or 0), split=row.get("split", ""),
-                                   description=row.get("description", "")) for row in rows]
+    clips = mocap.read_index(index)
     chosen = [c for c in clips if c.split == EVAL_SPLIT] if "split" in columns else clips
     if not chosen:
         raise UserError(f"{index} has no rows to evaluate (split column present, no row marked {EVAL_SPLIT!r})")

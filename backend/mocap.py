@@ -200,8 +200,8 @@ class IndexedClip:
     """One row of a mocap `index.csv`, with the frame rate the file really has."""
 
     path: Path
-    family: str
-    fps: float
+    family: str | None  # None: detect from the joint names
+    fps: float | None  # None: the BVH header's rate
     tpose_frames: int
     split: str
     description: str
@@ -218,11 +218,12 @@ def leading_frames_to_skip(family, tpose_frames):
 
 
 def read_index(index_csv):
-    """Rows of the shared CMU `index.csv`.
+    """Rows of a mocap `index.csv` laid out like the shared CMU one (only `file` is required).
 
     The true rate is `cmu_stated_fps` (the cgspeed headers say 120 for CMU's 60 fps trials), except for the
     iClone (`cmu_cc`) files: iClone re-exported them at 60 fps, which their header states correctly, while
-    `cmu_stated_fps` keeps the 120 fps of the original capture.
+    `cmu_stated_fps` keeps the 120 fps of the original capture. A missing column means: the BVH header's rate
+    (fps None), no T-pose frames, the family detected from the joint names (family None), no split.
     """
     index_csv = Path(index_csv)
     with open(index_csv, newline="") as f:
@@ -230,11 +231,16 @@ def read_index(index_csv):
     return [
         IndexedClip(
             path=index_csv.parent / row["file"],
-            family=row["skeleton"],
-            fps=float(row["fps"] if row["skeleton"] == "cmu_cc" else row["cmu_stated_fps"]),
-            tpose_frames=leading_frames_to_skip(row["skeleton"], int(row["tpose_frames"])),
-            split=row["split"],
-            description=row["description"],
+            family=row.get("skeleton") or None,
+            fps=_true_fps(row),
+            tpose_frames=leading_frames_to_skip(row.get("skeleton"), int(row.get("tpose_frames") or 0)),
+            split=row.get("split", ""),
+            description=row.get("description", ""),
         )
         for row in rows
     ]
+
+
+def _true_fps(row):
+    rate = row.get("fps") if row.get("skeleton") == "cmu_cc" else row.get("cmu_stated_fps")
+    return float(rate) if rate else None
