@@ -16,7 +16,7 @@ from .checkpoints import LoadedModel, load_checkpoint
 from .device import pick_device
 from .diffusion import make_schedule
 from .errors import UserError
-from .inpainting import anchor_root, keyframe_inpainting, reconstruction_guidance, replace_x0, sample_repaint
+from .inpainting import anchor_root, denormalize, keyframe_inpainting, reconstruction_guidance, replace_x0, sample_repaint
 from .samplers import gaussian_noise, model_denoiser, sample_ddim, sample_ddpm
 
 SAMPLERS = ("ddpm", "ddim")
@@ -136,7 +136,7 @@ class Pipeline:
             x0 = sample_ddim(denoise, schedule, x_T, eta=0.0, progress=progress, cancelled=cancelled)
         else:
             x0 = sample_ddpm(denoise, schedule, x_T, noise, progress=progress, cancelled=cancelled)
-        feats = self._unnormalise(x0)  # (S, T, 263)
+        feats = denormalize(x0.double(), self.loaded.mean, self.loaded.std).cpu().numpy()  # (S, T, 263)
         if request.keys is not None and request.hold_root and request.keys.frames[0] == 0:
             # Re-anchor the root velocities so the features themselves pass through the keyed roots.
             feats = anchor_root(torch.from_numpy(feats), self._local_keys(request.keys)).numpy()
@@ -283,9 +283,3 @@ class Pipeline:
 
             self._text_encoder = load_text_encoder(self.config, self.device, clip_path=self._clip_path)
         return self._text_encoder.encode([prompt]).to(self.device, torch.float32)
-
-    def _unnormalise(self, x0: torch.Tensor) -> np.ndarray:
-        feats = x0[:, :, 0, :].permute(0, 2, 1).double().cpu().numpy()  # [S, 263, 1, T] -> (S, T, 263)
-        if self.loaded.mean is not None:
-            feats = feats * self.loaded.std + self.loaded.mean
-        return feats
