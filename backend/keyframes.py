@@ -8,7 +8,9 @@ features that a key determines on its own, z-scored like the motion (the root he
 and, when the heading is known, its position relative to the root: a feature-to-feature copy the network learns
 at once), plus the root path: the keyed root's x, z and heading in the first key's heading frame (origin under
 its pelvis, facing +Z). Velocities, rotations and contacts need neighbouring frames, so they are never given: at
-inference an isolated key has positions only. The generated clip comes out in its own canonical frame (frame 0 at
+inference an isolated key has positions only. Between two keys that fix a channel, its linear interpolation fills
+the frames (the mask stays True only at the keys), so the network learns how motion departs from straight-line
+interpolation rather than having to carry isolated keys across the gap first. The generated clip comes out in its own canonical frame (frame 0 at
 the origin facing +Z) and is mapped onto the keys afterwards (`place_on_keys`).
 """
 from dataclasses import dataclass
@@ -120,6 +122,8 @@ def keyframe_features(keys: Keyframes, num_frames: int):
 def encode(keys: Keyframes, num_frames, mean, std):
     """Keyframes -> (values (F, KEY_DIM) float32, mask (F, KEY_DIM) bool): the model's keyframe input channels.
 
+    `mask` is True exactly where a key fixes a channel; `values` carries the key there and, between two keys that
+    fix a channel, its linear interpolation (`between_keys`); elsewhere zero.
     `mean`/`std` are the model's feature statistics (the feature part is z-scored like the motion itself).
     """
     origin, yaw = heading(keys.joints[0])
@@ -135,8 +139,31 @@ def encode(keys: Keyframes, num_frames, mean, std):
             if not np.isnan(half_yaw[k]):
                 path[frame, 2:] = np.cos(-2 * half_yaw[k]), np.sin(-2 * half_yaw[k])
                 path_known[frame, 2:] = True
-    values = np.concatenate([feats, path], axis=1).astype(np.float32)
-    return values, np.concatenate([known, path_known], axis=1)
+    values, known = np.concatenate([feats, path], axis=1), np.concatenate([known, path_known], axis=1)
+    return between_keys(values, known).astype(np.float32), known
+
+
+def between_keys(values, known):
+    """(F, C) channel values known at some frames -> each channel linearly interpolated between consecutive frames
+    that know it (zero before its first and after its last known frame).
+
+    The network reads the keys as a dense guess plus the sparse mask of where it is exact: it learns the motion's
+    departure from straight-line interpolation instead of first having to propagate isolated keys over a gap.
+    """
+    dense = np.zeros_like(values)
+    frames = np.arange(len(values))
+    patterns, column_pattern = np.unique(known.T, axis=0, return_inverse=True)  # channels sharing their key frames
+    for p, pattern in enumerate(patterns):
+        keyed = np.flatnonzero(pattern)
+        if len(keyed) == 0:
+            continue
+        span = frames[keyed[0]: keyed[-1] + 1]
+        right = np.clip(np.searchsorted(keyed, span, side="right"), 1, len(keyed) - 1)  # key after (or at) each frame
+        lo, hi = keyed[right - 1], keyed[right]
+        weight = ((span - lo) / np.maximum(hi - lo, 1))[:, None]  # 0 at the key before, 1 at the key after
+        columns = np.flatnonzero(column_pattern.reshape(-1) == p)
+        dense[span[:, None], columns] = (1 - weight) * values[lo][:, columns] + weight * values[hi][:, columns]
+    return dense
 
 
 def _fit_yaw_translation(source, target, weights):
@@ -202,12 +229,12 @@ def place_on_keys(joints, keys: Keyframes, hold_root=True, blend_frames=8):
 # model a plain text-to-motion model; the others make in-betweening and continuation first-class conditions.
 TRAINING_PATTERNS = {
     "none": 0.30,
-    "regular": 0.25,  # keys every 5-40 frames, first and last frame included: in-betweening
+    "regular": 0.30,  # keys every 5-40 frames, first and last frame included: in-betweening
     "sparse": 0.10,  # a few random frames
     "prefix": 0.10,  # continuation: the first frames known
     "suffix": 0.05,
     "prefix_suffix": 0.05,
-    "root_only": 0.10,  # a root path at a few keys (trajectory control)
+    "root_only": 0.05,  # a root path at a few keys (trajectory control)
     "joint_subset": 0.05,  # a few joints at a few keys (e.g. hands and feet)
 }
 KEY_GAPS = (5, 10, 20, 40)

@@ -73,9 +73,9 @@ class MDMConfig:
     diffusion_steps: int = 1000
     noise_schedule: str = "cosine"
     action_names: list = field(default_factory=list)
-    # CondMDI-style keyframe input: the network sees concat[x_t, mask*keyframe_values, mask] per frame, where the
-    # keyframe values have this many channels per frame (0 = no keyframe input; njoints*nfeats = keys in feature
-    # space as in CondMDI; 66 = 22 joint positions, as keyframes.KEY_DIM encodes them).
+    # CondMDI-style keyframe input: the network sees concat[x_t, keyframe_values, keyframe_mask] per frame, each
+    # keyframe_dim channels wide (0 = no keyframe input; keyframes.KEY_DIM for the embedded model: its 263 features
+    # plus the root path, the values densified between keys by keyframes.encode).
     keyframe_dim: int = 0
 
     def __post_init__(self):
@@ -330,4 +330,5 @@ class MDM(nn.Module):
             values = mask = x.new_zeros(B, self.config.keyframe_dim, 1, F)
         mask = mask.to(x.dtype)
         # Flattened like InputProcess flattens x (joint-major), so the first njoints*nfeats channels are x itself.
-        return torch.cat([x.reshape(B, -1, 1, F), values.to(x.dtype) * mask, mask], dim=1)
+        # The values arrive dense (keys plus their interpolation between keys, zero elsewhere: keyframes.encode).
+        return torch.cat([x.reshape(B, -1, 1, F), values.to(x.dtype), mask], dim=1)

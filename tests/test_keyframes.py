@@ -55,6 +55,28 @@ def test_encode_gives_the_features_a_key_fixes(motion):
     assert not mask[:, skeleton.VEL].any() and not mask[:, skeleton.ROT].any()
 
 
+def test_between_keys_interpolates_each_channel_between_its_own_keys():
+    values, known = np.zeros((10, 3)), np.zeros((10, 3), dtype=bool)
+    values[[1, 5, 9], 0], known[[1, 5, 9], 0] = [1.0, 5.0, 1.0], True
+    values[[2, 4], 1], known[[2, 4], 1] = [2.0, 6.0], True
+    values[3, 2], known[3, 2] = 7.0, True
+    dense = kf.between_keys(values, known)
+    assert np.allclose(dense[:, 0], [0, 1, 2, 3, 4, 5, 4, 3, 2, 1])  # zero before the first key, linear after
+    assert np.allclose(dense[:, 1], [0, 0, 2, 4, 6, 0, 0, 0, 0, 0])  # zero after its last key
+    assert np.allclose(dense[:, 2], [0, 0, 0, 7, 0, 0, 0, 0, 0, 0])  # a lone key stays a lone value
+
+
+def test_encode_fills_the_gap_between_keys_but_masks_only_the_keys(motion):
+    mean, std = np.zeros(263), np.ones(263)
+    values, mask = kf.encode(kf.Keyframes.full_poses([0, 40], motion[[0, 40]]), len(motion), mean, std)
+    assert mask[[0, 40]].any(axis=1).all() and not mask[1:40].any()
+    from backend import skeleton
+
+    root_height = values[:, skeleton.ROOT_HEIGHT.start]  # known at both keys
+    assert np.allclose(root_height[20], (root_height[0] + root_height[40]) / 2)
+    assert np.allclose(values[41:], 0)  # nothing known after the last key
+
+
 def test_place_on_keys_hits_every_key_and_stays_smooth(motion):
     world = _world(motion)
     frames = [0, 20, 40, 44, 100, 169]

@@ -114,18 +114,24 @@ def test_token_text_memory_ignores_padding_tokens():
 
 
 @pytest.mark.parametrize("keyframe_dim", [12, 66])  # keys in feature space (CondMDI), or 22 joint positions
-def test_keyframe_input_widens_the_projection_and_no_keys_means_zero_mask(keyframe_dim):
+def test_keyframe_input_widens_the_projection_and_reads_dense_values_beside_the_mask(keyframe_dim):
     config = small_config(keyframe_dim=keyframe_dim)
     model = seeded(config)
     assert model.input_process.poseEmbedding.in_features == config.input_feats + 2 * keyframe_dim
     x, t, text = torch.randn(2, 12, 1, 10), torch.tensor([4, 8]), torch.randn(2, 16)
     keys = (2, keyframe_dim, 1, 10)
-    empty = {"keyframe_values": torch.randn(keys), "keyframe_mask": torch.zeros(keys, dtype=torch.bool)}
-    keyed = {**empty, "keyframe_mask": torch.rand(keys) < 0.3}
+    zeros = {"keyframe_values": torch.zeros(keys), "keyframe_mask": torch.zeros(keys, dtype=torch.bool)}
+    mask = torch.zeros(keys, dtype=torch.bool)
+    mask[..., [0, 9]] = True  # keys at both ends
+    keyed = {"keyframe_values": torch.randn(keys), "keyframe_mask": mask}
+    between = {**keyed, "keyframe_values": keyed["keyframe_values"].clone()}
+    between["keyframe_values"][..., 4] += 1.0  # only the interpolated guess between the keys differs
     with torch.no_grad():
         none = model(x, t, {"text_embed": text})
-        torch.testing.assert_close(none, model(x, t, {"text_embed": text, **empty}))  # masked values are unseen
-        assert not torch.allclose(none, model(x, t, {"text_embed": text, **keyed}))
+        torch.testing.assert_close(none, model(x, t, {"text_embed": text, **zeros}))  # absent keys read as zeros
+        with_keys = model(x, t, {"text_embed": text, **keyed})
+        assert not torch.allclose(none, with_keys)
+        assert not torch.allclose(with_keys, model(x, t, {"text_embed": text, **between}))  # unmasked values seen
 
 
 def test_official_defaults_give_the_released_text_model():
