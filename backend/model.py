@@ -77,6 +77,10 @@ class MDMConfig:
     # keyframe_dim channels wide (0 = no keyframe input; keyframes.KEY_DIM for the embedded model: its 263 features
     # plus the root path, the values densified between keys by keyframes.encode).
     keyframe_dim: int = 0
+    # x0_hat = network output + the keyframe values' first njoints*nfeats channels (the keys and their interpolation
+    # in feature space): the network predicts only the departure from the keys, so a key is met from the first step
+    # of training on, and the network's capacity goes to the motion between keys.
+    keyframe_residual: bool = False
 
     def __post_init__(self):
         problems = []
@@ -96,6 +100,8 @@ class MDMConfig:
             problems.append(f"latent_dim {self.latent_dim} is not divisible by num_heads {self.num_heads}")
         if self.keyframe_dim < 0:
             problems.append(f"keyframe_dim {self.keyframe_dim} is negative")
+        if self.keyframe_residual and self.keyframe_dim < self.input_feats:
+            problems.append(f"keyframe_residual needs keyframe_dim >= {self.input_feats} (the motion's features first)")
         if self.action_names and len(self.action_names) != self.num_actions:
             problems.append(f"{len(self.action_names)} action names for {self.num_actions} actions")
         if problems:
@@ -321,7 +327,11 @@ class MDM(nn.Module):
             out = self.seqTransDecoder(tgt=seq, memory=emb, tgt_key_padding_mask=frame_pad,
                                        memory_key_padding_mask=memory_pad_mask)
             out = out[1:] if with_token else out  # [F, B, d]
-        return self.output_process(out)  # [B, njoints, nfeats, F]
+        x0_hat = self.output_process(out)  # [B, njoints, nfeats, F]
+        if c.keyframe_residual and cond.get("keyframe_values") is not None:
+            keyed = cond["keyframe_values"][:, : c.input_feats]  # [B or 1, njoints*nfeats, 1, F]
+            x0_hat = x0_hat + keyed.reshape(len(keyed), c.njoints, c.nfeats, F).to(x0_hat.dtype)
+        return x0_hat
 
     def _with_keyframe_channels(self, x, cond):
         B, _, _, F = x.shape

@@ -134,6 +134,22 @@ def test_keyframe_input_widens_the_projection_and_reads_dense_values_beside_the_
         assert not torch.allclose(with_keys, model(x, t, {"text_embed": text, **between}))  # unmasked values seen
 
 
+def test_keyframe_residual_adds_the_keyed_features_to_the_prediction():
+    model = seeded(small_config(keyframe_dim=14, keyframe_residual=True))  # 12 features + 2 extra channels
+    x, t, text = torch.randn(2, 12, 1, 10), torch.tensor([4, 8]), torch.randn(2, 16)
+    values, mask = torch.zeros(2, 14, 1, 10), torch.zeros(2, 14, 1, 10, dtype=torch.bool)
+    mask[..., 3] = True
+    shifted = values.clone()
+    shifted[:, :12, :, 3] = 5.0
+    with torch.no_grad():
+        base = model(x, t, {"text_embed": text, "keyframe_values": values, "keyframe_mask": mask})
+        keyed = model(x, t, {"text_embed": text, "keyframe_values": shifted, "keyframe_mask": mask})
+    # The keyed frame moves by the key itself plus whatever the network makes of its new input.
+    assert (keyed - base)[..., 3].mean() == pytest.approx(5.0, abs=1.0)
+    with pytest.raises(UserError, match="keyframe_residual needs keyframe_dim >= 12"):
+        small_config(keyframe_dim=6, keyframe_residual=True)
+
+
 def test_official_defaults_give_the_released_text_model():
     config = MDMConfig.from_official_args({"dataset": "humanml"})
     assert (config.njoints, config.nfeats, config.data_rep, config.cond_mode) == (263, 1, "hml_vec", "text")
