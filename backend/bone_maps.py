@@ -5,11 +5,13 @@ A bone map is {joint name of `skeleton.JOINT_NAMES`: bone name}, the input of `r
 Which bones a preset drives, and why:
 - Rigify metarig: the deform chain itself (spine .. spine.006, thigh/shin/foot/toe, shoulder/upper_arm/forearm/
   hand). spine.005 (upper neck) is left unmapped: it follows spine.004 rigidly.
-- A generated Rigify rig has no preset yet: its DEF-/ORG- bones are driven by constraints from the controls (keys
-  on them are overwritten), its DEF bones do not form one tree (DEF-thigh.L hangs from ORG-spine), and its FK
-  controls do not sit on the joints (`torso` pivots at the belly, `hips` and `chest` at spine.002, the hip FK
-  chain runs through constrained MCH- bones), so positions-to-rotations per bone does not apply. Retarget onto
-  the metarig meanwhile.
+- A generated Rigify rig (`rigify_rig`): its ORG- bones, the metarig's bones copied, mark the joints, but they
+  and the DEF- bones follow constraints (keys on them would be overwritten), so the keys go onto the controls
+  that drive them (`CONTROL_RIGS`): the FK controls (spine_fk .. spine_fk.003, neck, head, thigh_fk, shin_fk,
+  foot_fk, toe_fk, shoulder, upper_arm_fk, forearm_fk, hand_fk) take their mapped bone's joint rotation; `torso`
+  takes the travel (it pivots at the belly, off every joint: its rotation stays at rest, as do `hips` and
+  `chest`, which the FK spine follows through mechanism bones); and switches are keyed that make the deformation
+  follow FK (IK_FK 1 and FK_limb_follow 0 on the arm and leg parents, neck_follow and head_follow 1 on the torso).
 - Mixamo (`mixamorig:` namespace or none), UE4/UE5 mannequin, Reallusion CC (`CC_Base_`), CMU BVH imports
   (MotionBuilder, Daz, 3ds Max and raw ASF names as Blender's BVH importer names the bones), SMPL (`L_Hip`) and
   SMPL-X / HumanML3D (`left_hip`, our own skeleton's names): their joint bones one to one. Twist, finger, toe
@@ -26,7 +28,7 @@ import numpy as np
 
 from . import skeleton
 from .errors import UserError
-from .retarget import REQUIRED_JOINTS
+from .retarget import REQUIRED_JOINTS, Controls
 
 SIDES = ("left", "right")
 
@@ -41,6 +43,12 @@ def _sided(center: dict, sided: dict, tokens: tuple) -> dict:
 
 LIMBS = ("hip", "knee", "ankle", "foot", "collar", "shoulder", "elbow", "wrist")
 
+RIGIFY_METARIG = _sided(
+    {"pelvis": "spine", "spine1": "spine.001", "spine2": "spine.002", "spine3": "spine.003", "neck": "spine.004",
+     "head": "spine.006"},
+    {"hip": "thigh.{}", "knee": "shin.{}", "ankle": "foot.{}", "foot": "toe.{}", "collar": "shoulder.{}",
+     "shoulder": "upper_arm.{}", "elbow": "forearm.{}", "wrist": "hand.{}"}, ("L", "R"))
+
 UNREAL_LIMBS = {"hip": "thigh_{}", "knee": "calf_{}", "ankle": "foot_{}", "foot": "ball_{}", "collar": "clavicle_{}",
                 "shoulder": "upperarm_{}", "elbow": "lowerarm_{}", "wrist": "hand_{}"}
 
@@ -48,11 +56,9 @@ PRESETS = {
     "smplx": {name: name for name in skeleton.JOINT_NAMES},  # also our own 22-bone skeleton
     "smpl": _sided({"pelvis": "Pelvis", "spine1": "Spine1", "spine2": "Spine2", "spine3": "Spine3", "neck": "Neck",
                     "head": "Head"}, {limb: "{}_" + limb.capitalize() for limb in LIMBS}, ("L", "R")),
-    "rigify_metarig": _sided(
-        {"pelvis": "spine", "spine1": "spine.001", "spine2": "spine.002", "spine3": "spine.003",
-         "neck": "spine.004", "head": "spine.006"},
-        {"hip": "thigh.{}", "knee": "shin.{}", "ankle": "foot.{}", "foot": "toe.{}", "collar": "shoulder.{}",
-         "shoulder": "upper_arm.{}", "elbow": "forearm.{}", "wrist": "hand.{}"}, ("L", "R")),
+    "rigify_metarig": RIGIFY_METARIG,
+    # Its ORG- bones are the metarig's bones, copied into the generated rig: they mark the joints (CONTROL_RIGS).
+    "rigify_rig": {joint: f"ORG-{bone}" for joint, bone in RIGIFY_METARIG.items()},
     "mixamo": _sided(
         {"pelvis": "Hips", "spine1": "Spine", "spine2": "Spine1", "spine3": "Spine2", "neck": "Neck",
          "head": "Head"},
@@ -92,6 +98,30 @@ PRESETS = {
 }
 MIN_CONFIDENCE = 0.5  # below this share of a preset's joints, the hierarchy fallback is tried
 
+# A generated Rigify rig: its ORG- bones copy the FK or IK controls (by the IK_FK switch), the DEF- bones stretch
+# between tweak controls that follow the ORG/FK chains. Keys go onto the FK controls; the torso carries the travel.
+# The lower spine's FK controls hang upside down from the torso (spine_fk.001 pivots at spine.002, spine_fk at
+# spine.001, and the pelvis hangs from spine_fk): each still turns the segment below its pivot, which is the
+# joint segment of its mapped bone, so each takes that joint's rotation.
+RIGIFY_FK = {"spine": "spine_fk", "spine.001": "spine_fk.001", "spine.002": "spine_fk.002",
+             "spine.003": "spine_fk.003", "spine.004": "neck", "spine.006": "head",
+             **{f"{bone}.{side}": f"{bone}_fk.{side}" for side in "LR"
+                for bone in ("thigh", "shin", "foot", "toe", "upper_arm", "forearm", "hand")},
+             **{f"shoulder.{side}": f"shoulder.{side}" for side in "LR"}}
+CONTROL_RIGS = {
+    "rigify_rig": Controls(
+        bones={f"ORG-{bone}": control for bone, control in RIGIFY_FK.items()},
+        root="torso",
+        parents={"MCH-torso.parent": "root"},  # an Armature constraint on root
+        # Drivers read these (checked on 4.2 and 5.0): IK_FK 1 = the ORG chain copies the FK controls, not the IK
+        # chain; FK_limb_follow 0 = the FK limb turns with the body instead of keeping its world rotation;
+        # neck_follow and head_follow 1 = neck and head turn with the chest instead of keeping the torso's rotation.
+        switches={**{(f"{limb}_parent.{side}", prop): value for limb in ("thigh", "upper_arm") for side in "LR"
+                     for prop, value in (("IK_FK", 1.0), ("FK_limb_follow", 0.0))},
+                  ("torso", "neck_follow"): 1.0, ("torso", "head_follow"): 1.0},
+    ),
+}
+
 
 @dataclass(frozen=True)
 class Detection:
@@ -112,6 +142,23 @@ def apply_preset(preset: str, bone_names) -> dict:
         raise UserError(f"unknown bone-map preset {preset!r}; known: {', '.join(PRESETS)}")
     actual = {normalize(n): n for n in bone_names}
     return {joint: actual[normalize(bone)] for joint, bone in PRESETS[preset].items() if normalize(bone) in actual}
+
+
+def controls_for(bone_map: dict, bone_names):
+    """The `retarget.Controls` that pose a rig whose mapped bones follow constraints (a generated Rigify rig: the
+    map uses its ORG- bones), or None for a rig whose mapped bones are keyed themselves. UserError when the rig
+    lacks the controls of its mapped bones."""
+    names = set(bone_names)
+    for preset, controls in CONTROL_RIGS.items():
+        driven = [bone for bone in bone_map.values() if bone in controls.bones]
+        if driven:
+            needed = {controls.bones[b] for b in driven} | {controls.root, *(b for b, _ in controls.switches)}
+            if needed - names:
+                raise UserError(f"the mapped bones ({', '.join(driven[:3])}, ...) follow the controls of a {preset} "
+                                f"preset rig, but the armature lacks {', '.join(sorted(needed - names))}: "
+                                "regenerate the rig, or map the joints to bones that can be keyed")
+            return controls
+    return None
 
 
 def detect(bone_names, parents=None, heads=None) -> Detection:

@@ -18,6 +18,11 @@ character. Blender's pose is relative to the rest pose in the parent's posed fra
 
     pose_bone.rotation_quaternion = R_rest^T @ D_parent^T @ D @ R_rest
 
+A rig whose mapped bones follow constraints (a generated Rigify rig) is posed through `Controls`: the mapped bones
+still mark the joints, and each gets its joint's D as above, but the keys go onto the controls that drive them
+(same D: a control turns what it drives rigidly), and the travel onto the control above them all. Where a bone
+follows another through a constraint rather than by parenting, `Controls.parents` says so.
+
 Bones that are not mapped (twist bones, Rigify's pelvis/breast bones, extra spine or neck bones, fingers) keep
 their rest pose relative to their parent (D = D_parent), so they follow rigidly; those above mapped bones must
 really be at rest when the result plays (`Retargeted.held_bones`). Joints without a child (wrists,
@@ -31,16 +36,19 @@ Above 30 degrees the measured bend plane is used as it is, so knees and elbows t
 
 Root: the motion is scaled by the ratio of leg lengths (rig / motion), turned to the rig's facing and placed where
 the rig stands. Other proportions (thigh/shin ratio, hip width, feet) would still make planted feet float, sink
-or slide, so per frame the pelvis is lifted or lowered until the rig's lowest foot joint is as high above its floor
-as the motion's (scaled), and shifted horizontally so that the lowest foot moves as the motion's does
-(`_stance_drift`). With the motion's own proportions both corrections are zero.
+or slide, and only the root may move without changing a bone's direction, so `stance_shift` moves it: the source's
+feet on the ground (contact spans from their heights) are pinned, horizontally by matching their steps and
+vertically by matching their height, and the root is lifted where a rig foot would be under the floor or on the
+ground while the source's is in the air; weights blend in and out over STANCE_BLEND, so nothing pops. With the
+motion's own proportions the shift is zero.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import skeleton
+from . import metrics, skeleton
 from .errors import UserError
+from .features import gaussian_filter1d
 from .rotations import matrix_to_quaternion, qbetween, qfix, qrot, quaternion_to_matrix
 
 J = skeleton.JOINT_INDEX
@@ -63,7 +71,9 @@ FOOT_JOINTS = tuple(J[n] for n in ("left_ankle", "right_ankle", "left_foot", "ri
 # of HINGE_EXACT (sin of ~30 degrees): above that the measured bend plane is used as it is.
 HINGE_BLEND = 0.1
 HINGE_EXACT = 0.5
-STANCE_SOFTNESS = 0.02  # metres (motion scale): how much lower a foot must be to carry the stance
+STANCE_BLEND = 0.1  # seconds over which a foot takes or gives up the stance (`stance_shift`)
+AIRBORNE = 1.1  # a foot in the air clears this many contact heights, or the source's height if lower: a clear
+# margin, so that rounding (Blender's float32 pose) cannot put it back on the ground
 MIN_SEGMENT = 1e-3  # rest segments shorter than this share of the leg length point nowhere
 
 
@@ -97,6 +107,22 @@ class RigDescription:
         return np.argsort(depth, kind="stable")
 
 
+@dataclass(frozen=True)
+class Controls:
+    """How to pose a rig whose mapped bones follow constraints rather than their own keys (a generated Rigify rig,
+    `bone_maps.CONTROL_RIGS`): the mapped bones still mark the joints; the controls that drive them are keyed.
+
+    Every control must make what it drives turn with it rigidly, which the rig's switches (`switches`, keyed by the
+    add-on) arrange; bones between a control and the one it follows (mechanism bones) stay at rest relative to it.
+    """
+
+    bones: dict  # {mapped bone: the control keyed with its joint's rotation}
+    root: str  # the control above all others that carries the pelvis's travel (its rotation stays at rest)
+    parents: dict = field(default_factory=dict)  # {bone: the bone it follows by a constraint, not by parenting}
+    switches: dict = field(default_factory=dict)  # {(control, custom property): value} that make the rig follow
+    # these controls (FK, no isolation), keyed at every frame
+
+
 @dataclass
 class Retargeted:
     """What the add-on keys. Rotations are `pose_bone.rotation_quaternion` (w, x, y, z), sign-continuous over
@@ -104,7 +130,7 @@ class Retargeted:
 
     bones: tuple  # (N,) bone names, parents before children
     rotations: np.ndarray  # (T, N, 4)
-    location_bones: tuple  # (M,) the pelvis bone, and in 'root_bone' mode the root bone before it
+    location_bones: tuple  # (M,) the pelvis bone (or `Controls.root`), and in 'root_bone' mode the root bone before it
     locations: np.ndarray  # (T, M, 3)
     held_bones: tuple  # unmapped bones above mapped ones (LowerBack, spine.005, ...): the result assumes them at
     # rest, so key or reset them to rest too (other unmapped bones, e.g. fingers, may keep their animation)
@@ -137,19 +163,23 @@ def bone_rest_matrix(head, tail, roll=0.0):
 
 
 def retarget(joints, rig: RigDescription, bone_map: dict, root_mode="motion", root_bone=None,
-             plant_feet=True) -> Retargeted:
+             plant_feet=True, fps=skeleton.FPS, controls: Controls = None) -> Retargeted:
     """Drive `rig` with a motion of 22 joints.
 
-    joints: (T, 22, 3) HumanML3D joint positions, metres, Y-up. bone_map: {joint name: bone name} over
+    joints: (T, 22, 3) HumanML3D joint positions, metres, Y-up, at `fps`. bone_map: {joint name: bone name} over
     `skeleton.JOINT_NAMES` (see `bone_maps.detect`). root_mode: 'motion' (the pelvis travels), 'in_place' (no
     horizontal travel) or 'root_bone' (horizontal travel on `root_bone`, default: the pelvis bone's top ancestor).
+    controls: for a rig whose mapped bones follow constraints, the controls to key instead (`Controls`).
     """
     if root_mode not in ROOT_MODES:
         raise UserError(f"root mode {root_mode!r} is unknown; choose one of {', '.join(ROOT_MODES)}")
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(joints) == 0:
         raise UserError(f"motion must be (frames, {skeleton.NUM_JOINTS}, 3) joint positions, got {joints.shape}")
-    bone_of = _map_bones(rig, bone_map)  # {joint index: bone index}
+    if controls is not None:
+        rig = _followed(rig, controls.parents)
+    bone_of = _map_bones(rig, bone_map)  # {joint index: bone index}: where the joints are
+    drive_of, root = _drive(rig, bone_of, controls)  # {joint: the bone keyed with its rotation}, the travelling one
     linear, origin = rig.world[:3, :3], rig.world[:3, 3]
     to_world = _orthonormal(linear)  # armature -> world rotation, object scale removed
     rest = _fill_missing(rig.heads[list(bone_of.values())] @ linear.T + origin, list(bone_of))  # (22, 3) world
@@ -172,34 +202,34 @@ def retarget(joints, rig: RigDescription, bone_map: dict, root_mode="motion", ro
         raise UserError(f"the pelvis bone {bone_map['pelvis']!r} and the mapped spine bones start at one point: "
                         "map pelvis to a bone below the spine")
     change = _world_changes(placed, rest, ends)  # (T, 22, 3, 3)
-    bone_change = _bone_changes(rig, bone_of, change, to_world)  # (T, B, 3, 3) armature space
+    bone_change = _bone_changes(rig, (bone_of, drive_of), change, to_world)  # (T, B, 3, 3) armature space
     heads = _posed_heads(rig, bone_change)  # (T, B, 3) armature space, before any location
     mapped, bones = list(bone_of), list(bone_of.values())
     offsets = (heads[:, bones] - heads[:, None, bone_of[0]]) @ linear.T  # (T, M, 3) joint - pelvis, world
 
-    # 3. The pelvis path: scaled; with `plant_feet`, lifted so the rig's lowest foot joint is as high above its
-    # floor as the motion's, and shifted so the lowest foot moves as the motion's does (no sliding on the floor).
+    # 3. The pelvis path: scaled; with `plant_feet`, shifted so that the rig's feet keep the source's contacts.
     pelvis = placed[:, 0].copy()
     if plant_feet:
         rig_feet = offsets[:, [mapped.index(j) for j in feet]] + pelvis[:, None]
-        pelvis[:, 2] += placed[:, feet, 2].min(axis=1) - rig_feet[..., 2].min(axis=1)
-        pelvis[:, :2] += _stance_drift(placed[:, feet], rig_feet, STANCE_SOFTNESS * scale)
+        # a source foot point is on the ground within CONTACT_HEIGHT of the lowest it gets (a heel rests higher)
+        on_ground = placed[:, feet, 2] - placed[:, feet, 2].min(axis=0) < metrics.CONTACT_HEIGHT * scale
+        pelvis += stance_shift(placed[:, feet], rig_feet, on_ground, floor, metrics.CONTACT_HEIGHT * scale, fps)
     if root_mode == "in_place":
         pelvis[:, :2] = rest[0, :2]
 
     # 4. Per bone of the rig, in armature space: pose-bone rotations and locations.
-    keyed = [b for b in rig.order() if b in bone_of.values()]
+    keyed = [b for b in rig.order() if b in drive_of.values() or b == root]
     rest_rot = _orthonormal(rig.rest[:, :3, :3])
     local = np.empty((len(motion), len(keyed), 3, 3))
     for i, b in enumerate(keyed):
         parent_change = bone_change[:, rig.parents[b]] if rig.parents[b] >= 0 else np.eye(3)
         local[:, i] = rest_rot[b].T @ np.swapaxes(parent_change, -1, -2) @ bone_change[:, b] @ rest_rot[b]
-    location_bones, locations = _root_locations(rig, bone_of[0], pelvis, root_mode, root_bone)
-    pelvis_travel = pelvis @ np.linalg.inv(rig.world)[:3, :3].T + np.linalg.inv(rig.world)[:3, 3] \
-        - heads[:, bone_of[0]]  # (T, 3) armature space
+    to_armature = np.linalg.inv(rig.world)
+    travel = pelvis @ to_armature[:3, :3].T + to_armature[:3, 3] - heads[:, bone_of[0]]  # (T, 3) armature space
+    location_bones, locations = _root_locations(rig, root, travel, root_mode, root_bone)
     matrices = np.tile(np.eye(4), (len(motion), len(keyed), 1, 1))
     matrices[:, :, :3, :3] = bone_change[:, keyed] @ rest_rot[keyed]
-    matrices[:, :, :3, 3] = heads[:, keyed] + pelvis_travel[:, None]
+    matrices[:, :, :3, 3] = heads[:, keyed] + travel[:, None]
     posed = np.full(motion.shape, np.nan)
     posed[:, mapped] = offsets + pelvis[:, None]
     above = {a for b in keyed for a in _ancestors(rig, b)}
@@ -276,12 +306,29 @@ def _map_bones(rig, bone_map):
     if len(set(bones)) != len(bones):
         raise UserError("bone map uses a bone for two joints: " + ", ".join(sorted({b for b in bones
                                                                                    if bones.count(b) > 1})))
-    bone_of = {J[j]: rig.index(bone_map[j]) for j in skeleton.JOINT_NAMES if bone_map.get(j)}
-    outside = [skeleton.JOINT_NAMES[j] for j, b in bone_of.items() if j and bone_of[0] not in _ancestors(rig, b)]
+    return {J[j]: rig.index(bone_map[j]) for j in skeleton.JOINT_NAMES if bone_map.get(j)}
+
+
+def _drive(rig, bone_of, controls):
+    """({joint: the bone keyed with its rotation}, the bone that travels): the mapped bones themselves and the
+    pelvis bone, or with `controls` the controls of the mapped bones and `controls.root`."""
+    drive_of = {j: rig.index(controls.bones[rig.names[b]]) if controls and rig.names[b] in controls.bones else b
+                for j, b in bone_of.items()}
+    root = rig.index(controls.root) if controls else bone_of[0]
+    outside = [skeleton.JOINT_NAMES[j] for j, b in drive_of.items() if b != root and root not in _ancestors(rig, b)]
     if outside:
-        raise UserError(f"bones of {', '.join(outside)} are not below the pelvis bone {bone_map['pelvis']!r}: map "
+        raise UserError(f"bones of {', '.join(outside)} are not below the pelvis bone {rig.names[root]!r}: map "
                         "pelvis to the bone that parents both the legs and the spine")
-    return bone_of
+    return drive_of, root
+
+
+def _followed(rig, parents):
+    """`rig` with the parents that constraints give some bones (Rigify's torso follows `root` by an Armature
+    constraint, not by parenting), so that moving or turning a bone moves what really follows it."""
+    followed = rig.parents.copy()
+    for bone, parent in parents.items():
+        followed[rig.index(bone)] = rig.index(parent)
+    return replace(rig, parents=followed)
 
 
 def _world_changes(motion, rest, ends):
@@ -299,10 +346,10 @@ def _world_changes(motion, rest, ends):
     return change
 
 
-def _bone_changes(rig, bone_of, change, to_world):
-    """(T, B, 3, 3) the joints' world changes on their bones, in armature space; unmapped bones follow their
-    parent (roots stay at rest)."""
-    joint_of = {b: j for j, b in bone_of.items()}
+def _bone_changes(rig, bone_maps, change, to_world):
+    """(T, B, 3, 3) the joints' world changes on their bones ({joint: bone} maps: the bones that mark the joints
+    and those that drive them), in armature space; other bones follow their parent (roots stay at rest)."""
+    joint_of = {b: j for bone_of in bone_maps for j, b in bone_of.items()}
     bone_change = np.tile(np.eye(3), (len(change), len(rig.names), 1, 1))
     for b in rig.order():
         if b in joint_of:
@@ -405,20 +452,65 @@ def _frame(direction, axis):
     return np.stack([x, y, np.cross(x, y)], axis=-1)
 
 
-def _stance_drift(wanted, posed, softness):
-    """(T, 2) horizontal root shift that makes the rig's lowest foot move as the motion's does.
+def stance_shift(wanted, posed, contact, floor, clearance, fps=skeleton.FPS):
+    """(T, 3) root shift that keeps a rig's feet on the ground where the source's are, and off it elsewhere.
 
-    wanted, posed: (T, F, 3) the motion's foot joints (placed, scaled) and the rig's. Each frame's root step is
-    the feet's step mismatch weighted towards the lowest foot (weights exp(-height above the lowest / softness)).
-    Working on steps, not positions, the shift never jumps when support passes from one foot to the other; it
-    builds up the rig's own stride length over time.
+    wanted, posed: (T, F, 3) the source's foot points (where the rig's should be; Z up, floor at height `floor`)
+    and the rig's before the shift; contact: (T, F) bool, the source's feet on the ground; clearance: the height
+    below which a foot counts as on the ground. Only the root moves, so where the rig's legs differ from the
+    source's (a longer foot, another thigh/shin ratio), not every foot can be where the source's is; the shift:
+
+    - horizontally matches the steps (not positions) of the feet on the ground: the stance foot moves as the
+      source's does, and the shift builds up the rig's own stride instead of dragging feet to the source's prints;
+    - vertically puts the feet on the ground at the source's height, and then lifts as far as needed that every
+      foot point is at least as high as the source's, up to AIRBORNE * `clearance` (a foot in the air stays off
+      the ground), a foot on the ground at most clearance/2 lower (so that the other need not float), none under
+      the floor.
+
+    Each foot's weight rises from 0 at the ends of its contact spans to 1 over STANCE_BLEND seconds inside them,
+    across flight (no foot on the ground) the height is interpolated, and the height's upper envelope is smoothed
+    over STANCE_BLEND, so support passing between feet, or a fast foot pushing the root up, never pops.
     """
-    height = wanted[..., 2]
-    weight = np.exp(-(height - height.min(axis=1, keepdims=True)) / softness)
-    weight /= weight.sum(axis=1, keepdims=True)
-    slip = np.diff(wanted[..., :2] - posed[..., :2], axis=0)  # (T-1, F, 2)
-    step = (slip * (weight[1:] + weight[:-1])[..., None] / 2).sum(axis=1)
-    return np.concatenate([np.zeros((1, 2)), np.cumsum(step, axis=0)])
+    error = np.asarray(wanted, float) - np.asarray(posed, float)  # (T, F, 3)
+    blend = max(1, round(STANCE_BLEND * fps))
+    weight = _contact_ramp(np.asarray(contact, bool), blend)  # (T, F)
+    between = (weight[1:] + weight[:-1]) / 2  # (T-1, F) on each step
+    step = (between[..., None] * np.diff(error[..., :2], axis=0)).sum(axis=1) \
+        / np.maximum(between.sum(axis=1), 1.0)[:, None]
+    shift = np.zeros((len(error), 3))
+    shift[1:, :2] = np.cumsum(step, axis=0)
+
+    height = np.full(len(error), -np.inf)
+    total = weight.sum(axis=1)
+    supported = np.flatnonzero(total > 0)
+    if len(supported):
+        stance = (weight * error[..., 2]).sum(axis=1)[supported] / total[supported]
+        height = np.interp(np.arange(len(error)), supported, stance)
+    above_floor = np.asarray(posed, float)[..., 2] - floor  # (T, F) the rig's clearance before the shift
+    least = np.clip(np.asarray(wanted, float)[..., 2] - floor - clearance / 2 * weight, 0.0, AIRBORNE * clearance)
+    height = np.maximum(height, (least - above_floor).max(axis=1))
+    shift[:, 2] = np.maximum(height, _upper_envelope(height, blend / 2))
+    return shift
+
+
+def _contact_ramp(contact, blend):
+    """(T, F) weights: 0 outside contact spans, rising by 1/blend per frame from each span's ends inward (the
+    clip's own first and last frames are no contact change)."""
+    inward = np.full(contact.shape, np.inf)
+    for frames in (range(len(contact)), range(len(contact) - 1, -1, -1)):  # distance from the start, the end
+        run = np.full(contact.shape[1:], np.inf)
+        for t in frames:
+            run = np.where(contact[t], run + 1, 0)
+            inward[t] = np.minimum(inward[t], run)
+    return np.clip(inward / blend, 0.0, 1.0)
+
+
+def _upper_envelope(x, width):
+    """(T,) a smooth curve at or just above x: its running maximum over +-width frames, Gaussian-smoothed (sigma
+    `width`), so a kink or a one-frame step of x becomes a rise that starts a little early."""
+    radius = max(1, round(width))
+    padded = np.pad(x, radius, mode="edge")
+    return gaussian_filter1d(np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1).max(axis=1), width)
 
 
 def _posed_heads(rig, bone_change):
@@ -431,22 +523,18 @@ def _posed_heads(rig, bone_change):
     return heads
 
 
-def _root_locations(rig, pelvis_bone, pelvis_world, root_mode, root_bone):
-    """pose_bone.location of the pelvis bone (and of the root bone in 'root_bone' mode) that put the pelvis head
-    at `pelvis_world` (T, 3). Bones above the pelvis bone stay at rest, apart from the root bone's travel."""
-    to_armature = np.linalg.inv(rig.world)
-    target = pelvis_world @ to_armature[:3, :3].T + to_armature[:3, 3]  # (T, 3) armature space
+def _root_locations(rig, bone, travel, root_mode, root_bone):
+    """pose_bone.location of `bone` (and of the root bone in 'root_bone' mode) that moves it, and all below it, by
+    `travel` (T, 3, armature space). Bones above it stay at rest, apart from the root bone's travel."""
     rest_rot = _orthonormal(rig.rest[:, :3, :3])
-    head = rig.heads[pelvis_bone]
     if root_mode != "root_bone":
-        return (rig.names[pelvis_bone],), ((target - head) @ rest_rot[pelvis_bone])[:, None]
-    root = _root_bone(rig, pelvis_bone, root_bone)
+        return (rig.names[bone],), (travel @ rest_rot[bone])[:, None]
+    root = _root_bone(rig, bone, root_bone)
     # Horizontal is the world's XY plane; in armature space that is what the world matrix maps there.
-    up = _unit(to_armature[:3, :3] @ [0.0, 0.0, 1.0])
-    travel = (target - head) - ((target - head) @ up)[:, None] * up
-    root_location = travel @ rest_rot[root]
-    pelvis_location = (target - travel - head) @ rest_rot[pelvis_bone]
-    return (rig.names[root], rig.names[pelvis_bone]), np.stack([root_location, pelvis_location], axis=1)
+    up = _unit(np.linalg.inv(rig.world)[:3, :3] @ [0.0, 0.0, 1.0])
+    horizontal = travel - (travel @ up)[:, None] * up
+    return (rig.names[root], rig.names[bone]), np.stack([horizontal @ rest_rot[root],
+                                                         (travel - horizontal) @ rest_rot[bone]], axis=1)
 
 
 def _ancestors(rig, bone):

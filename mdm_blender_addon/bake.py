@@ -9,7 +9,7 @@ import bpy
 import numpy as np
 
 from . import rig
-from .backend import mocap, retarget
+from .backend import bone_maps, mocap, retarget
 from .backend.errors import UserError
 
 HAS_SLOTS = "slots" in bpy.types.Action.bl_rna.properties  # layered actions: Blender 4.4+
@@ -25,12 +25,13 @@ LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEA
 class Channel:
     """One animated property of a pose bone: `values[t, i]` is array index i at output frame t."""
     bone: str
-    prop: str  # "location" | "rotation_quaternion" | "rotation_euler" | "rotation_axis_angle"
+    prop: str  # "location" | "rotation_quaternion" | "rotation_euler" | "rotation_axis_angle" | '["custom"]'
     values: np.ndarray  # (T, k)
 
     @property
     def data_path(self) -> str:
-        return f'pose.bones["{bpy.utils.escape_identifier(self.bone)}"].{self.prop}'
+        prop = self.prop if self.prop.startswith("[") else f".{self.prop}"  # a custom property: '["IK_FK"]'
+        return f'pose.bones["{bpy.utils.escape_identifier(self.bone)}"]{prop}'
 
 
 def rotation_channel(bone: str, mode: str, quaternions: np.ndarray) -> Channel:
@@ -65,17 +66,22 @@ def plan_channels(ob, motion, scene, bone_map: dict, root_mode: str, root_bone: 
     """
     scene_fps = scene.render.fps / scene.render.fps_base
     joints = mocap.resample(motion.joints.astype(np.float64), motion.fps, scene_fps)  # (T', 22, 3)
-    return retarget_channels(RigTarget.read(ob), joints, bone_map, root_mode, root_bone)
+    return retarget_channels(RigTarget.read(ob), joints, scene_fps, bone_map, root_mode, root_bone)
 
 
-def retarget_channels(target: RigTarget, joints, bone_map: dict, root_mode: str, root_bone: str) -> list[Channel]:
-    """(T, 22, 3) joints, one per output frame -> the channels that pose `target` along them (bpy-free: a job's
-    worker thread runs it). Raises UserError."""
+def retarget_channels(target: RigTarget, joints, fps, bone_map: dict, root_mode: str, root_bone: str) -> list[Channel]:
+    """(T, 22, 3) joints, one per output frame at `fps` -> the channels that pose `target` along them (bpy-free: a
+    job's worker thread runs it). A rig whose mapped bones follow controls (a generated Rigify rig) gets keys on
+    the controls and on the switches that make it follow them. Raises UserError."""
+    controls = bone_maps.controls_for(bone_map, target.description.names)
     result = retarget.retarget(joints, target.description, bone_map, root_mode=ROOT_MODES[root_mode],
-                               root_bone=root_bone or None)
+                               root_bone=root_bone or None, fps=fps, controls=controls)
     channels = [rotation_channel(bone, target.rotation_modes[bone], result.rotations[:, i])
                 for i, bone in enumerate(result.bones)]
     channels += [Channel(bone, "location", result.locations[:, i]) for i, bone in enumerate(result.location_bones)]
+    if controls is not None:
+        channels += [Channel(bone, f'["{prop}"]', np.full((len(joints), 1), value))
+                     for (bone, prop), value in controls.switches.items()]
     broken = sorted({c.bone for c in channels if not np.isfinite(c.values).all()})
     if broken:  # never key NaN: it would silently wreck the rig in the viewport
         raise UserError(f"retargeting gave no valid rotation for bones {', '.join(broken)} of '{target.name}': a "

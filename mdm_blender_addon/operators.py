@@ -12,7 +12,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from bpy_extras.io_utils import ImportHelper
 
 from . import bake, inbetween, motions, preferences, properties, rig
-from .backend import mocap, skeleton
+from .backend import bone_maps, mocap, skeleton
 from .backend.errors import UserError
 from .jobs import BackendJob
 
@@ -390,7 +390,8 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
             return event, generated, None
         _name, rig_target, bone_map, _detection, root_mode, root_bone, scene_fps = plan
         joints = mocap.resample(generated[0].joints.astype(np.float64), generated[0].fps, scene_fps)
-        return event, generated, bake.retarget_channels(rig_target, joints, bone_map, root_mode, root_bone)
+        return event, generated, bake.retarget_channels(rig_target, joints, scene_fps, bone_map, root_mode,
+                                                        root_bone)
 
     def on_result(prepared):  # main thread: the only scene writes (data looked up again: undo may reload it)
         event, generated, channels = prepared
@@ -453,6 +454,10 @@ def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", s
     scene = context.scene
     ob = _target(context, target)
     bone_map, detection = rig.bone_map_for_bake(ob)
+    if bone_maps.controls_for(bone_map, ob.data.bones.keys()) is not None:
+        # the keys would have to be read from the controls, and in-between values met on them: not done yet
+        raise UserError(f"in-betweening '{ob.name}', a rig keyed through its controls (a generated Rigify rig), is "
+                        "not supported yet; in-between on the metarig, or bake a generated motion onto this rig")
     curves, _ = bake.current_fcurves(ob)
     frames = bake.keyed_frames(curves)
     if frame_start >= 0 and frame_end >= 0:
@@ -466,7 +471,8 @@ def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", s
                         f"and {end}; found {len(frames)}")
     info = model_info(context, required=True)
     joints, key_values = rig.poses_at(ob, scene, frames, bone_map)
-    plan = inbetween.plan_keys(frames, joints, rig.rest_joints_world(ob, bone_map), _scene_fps(scene), info)
+    scene_fps = _scene_fps(scene)
+    plan = inbetween.plan_keys(frames, joints, rig.rest_joints_world(ob, bone_map), scene_fps, info)
     rig_target = bake.RigTarget.read(ob)
     prefs = preferences.get(context)
     keys = plan.keys
@@ -479,8 +485,8 @@ def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", s
 
     def prepare(event):  # worker thread: numpy only
         motion = event["joints"][0].astype(np.float64)
-        channels = bake.retarget_channels(rig_target, inbetween.to_scene_frames(motion, plan), bone_map,
-                                          "MOTION", "")
+        channels = bake.retarget_channels(rig_target, inbetween.to_scene_frames(motion, plan), scene_fps,
+                                          bone_map, "MOTION", "")
         key_rows = plan.scene_frames - first
         for channel in channels:
             channel.values = inbetween.meet_keys(channel.values, key_values[(channel.bone, channel.prop)],

@@ -84,3 +84,16 @@ def test_no_fit_names_the_missing_joints():
 def test_normalize():
     assert bone_maps.normalize("mixamorig:Left_Up-Leg") == bone_maps.normalize("leftupleg") == "leftupleg"
     assert bone_maps.normalize("thigh.L") == bone_maps.normalize("Thigh_l")
+
+
+def test_generated_rigify_rig_is_keyed_through_its_controls():
+    """The generated-rig preset maps the joints to ORG- bones, each of which has a control to key; other presets key
+    their own bones; a rig without the controls is refused, naming the missing ones."""
+    mapping, controls = bone_maps.PRESETS["rigify_rig"], bone_maps.CONTROL_RIGS["rigify_rig"]
+    assert set(mapping.values()) == set(controls.bones)
+    rig = [*mapping.values(), *controls.bones.values(), controls.root, *(bone for bone, _ in controls.switches)]
+    assert bone_maps.controls_for(mapping, rig) is controls
+    assert bone_maps.controls_for(bone_maps.PRESETS["rigify_metarig"], bone_maps.PRESETS["rigify_metarig"].values()) \
+        is None
+    with pytest.raises(UserError, match="lacks thigh_fk.L, torso"):
+        bone_maps.controls_for(mapping, [bone for bone in rig if bone not in ("thigh_fk.L", "torso")])
