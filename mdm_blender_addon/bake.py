@@ -80,13 +80,33 @@ def retarget_channels(target: RigTarget, joints, fps, bone_map: dict, root_mode:
                 for i, bone in enumerate(result.bones)]
     channels += [Channel(bone, "location", result.locations[:, i]) for i, bone in enumerate(result.location_bones)]
     if controls is not None:
-        channels += [Channel(bone, f'["{prop}"]', np.full((len(joints), 1), value))
-                     for (bone, prop), value in controls.switches.items()]
+        channels += [Channel(bone, prop, np.full((len(joints), 1), value))
+                     for (bone, prop), value in switch_values(controls).items()]
     broken = sorted({c.bone for c in channels if not np.isfinite(c.values).all()})
     if broken:  # never key NaN: it would silently wreck the rig in the viewport
         raise UserError(f"retargeting gave no valid rotation for bones {', '.join(broken)} of '{target.name}': a "
                         "mapped bone's head probably coincides with the next mapped joint's; remap those joints")
     return channels
+
+
+def switch_values(controls: retarget.Controls) -> dict:
+    """{(control, channel prop '["custom"]'): value} of the switches that make a rig follow `controls`."""
+    return {(bone, f'["{prop}"]'): value for (bone, prop), value in controls.switches.items()}
+
+
+def keyed_properties(ob, bone_map: dict) -> dict:
+    """{(bone, prop): None, or the value it must have} for every channel a bake through `bone_map` can key on `ob`:
+    the rotation and location of each mapped bone; on a rig posed through controls (a generated Rigify rig), of
+    each mapped bone's control and the root control, plus the switches with the values that make the rig follow
+    those controls. Raises UserError (`bone_maps.controls_for`)."""
+    controls = bone_maps.controls_for(bone_map, ob.data.bones.keys())
+    bones = set(bone_map.values())
+    switches = {}
+    if controls is not None:
+        bones = {controls.bones.get(bone, bone) for bone in bones} | {controls.root}
+        switches = switch_values(controls)
+    return {**{(bone, prop): None for bone in sorted(bones)
+               for prop in (rig.rotation_prop(ob.pose.bones[bone]), "location")}, **switches}
 
 
 def new_action(ob, name: str, metadata: dict):

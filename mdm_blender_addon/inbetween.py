@@ -1,19 +1,22 @@
 """In-betweening, bpy-free: an animator's keyed poses -> backend keys, and the generated motion -> in-between values
 that meet every key exactly.
 
-Keys. At each keyed scene frame the rig's mapped bone heads (world space) are the 22 joints; they are brought into
-the model's frame by the inverse of the placement the retargeter applies to a motion: turned from the rig's rest
-facing to Blender's front, lowered to the rig's rest floor (its lowest foot joint), divided by the ratio of the
-rig's leg length to the HumanML3D reference leg, and turned from Blender's Z-up to HumanML3D's Y-up. Joints the bone
-map lacks are left out of the keys (joint_mask False: the model is not constrained there); the joints the
-retargeter requires must be mapped, or the bake refuses first. Key times are mapped to model frames (20 fps) with
-the first key at frame 0; keys closer than one model frame are refused.
+Keys. At each keyed scene frame the rig's mapped bone heads (world space, as the depsgraph evaluates them: on a
+generated Rigify rig the ORG- bones, where its keyed controls, constraints and drivers put them) are the 22 joints;
+they are brought into the model's frame by the inverse of the placement the retargeter applies to a motion: turned
+from the rig's rest facing to Blender's front, lowered to the rig's rest floor (its lowest foot joint), divided by
+the ratio of the rig's leg length to the HumanML3D reference leg, and turned from Blender's Z-up to HumanML3D's
+Y-up. Joints the bone map lacks are left out of the keys (joint_mask False: the model is not constrained there); the
+joints the retargeter requires must be mapped, or the bake refuses first. Key times are mapped to model frames
+(20 fps) with the first key at frame 0; keys closer than one model frame are refused.
 
 Output. The generated motion is warped back in time (each key's model frame onto its scene frame, linear in
-between), retargeted like any bake, and then corrected channel by channel: at each key, the offset between the
-user's value and the retargeted one is measured, and the offsets are interpolated linearly across each gap and
-added. So every key is met exactly in value (including what positions cannot carry: twist, a hand's roll), the
-frames next to a key differ from it by no more than the motion's own step, and nothing pops.
+between), retargeted like any bake (onto the controls, on a generated Rigify rig), and then corrected channel by
+channel: at each key, the offset between the user's value and the retargeted one is measured, and the offsets are
+interpolated linearly across each gap and added. So every key is met exactly in value (including what positions
+cannot carry: twist, a hand's roll), the frames next to a key differ from it by no more than the motion's own step,
+and nothing pops. A rig posed through controls must show its keys through the controls the bake keys (a generated
+Rigify rig switched to FK at every key), or the keys could not be met there; `check_switches` refuses otherwise.
 """
 from dataclasses import dataclass
 
@@ -71,6 +74,21 @@ def plan_keys(scene_frames, world_joints, rest_world, scene_fps, frames: dict) -
     motion = world_to_motion(np.where(mask[..., None], joints, 0.0), rest_world)
     keys = keyframes.Keyframes(model_frames, motion, mask)
     return KeyPlan(scene_frames, model_frames, max(int(model_frames[-1]) + 1, frames["min_frames"]), keys)
+
+
+def check_switches(required: dict, key_values: dict, scene_frames, name: str) -> None:
+    """UserError unless every property with a required value (`bake.keyed_properties`: a generated Rigify rig's
+    switches to FK) has it at every key: the in-between keys the controls those switches select, and keys shown
+    through other controls (IK) could not be met on them."""
+    for (bone, prop), value in required.items():
+        if value is None:
+            continue
+        wrong = np.flatnonzero(np.abs(key_values[(bone, prop)][:, 0] - value) > 1e-4)
+        if len(wrong):
+            k = wrong[0]
+            raise UserError(f"at frame {scene_frames[k]}, {bone}{prop} of '{name}' is "
+                            f"{key_values[(bone, prop)][k, 0]:g}; in-betweening keys the FK controls, so every key "
+                            f"needs it at {value:g} (FK): key the switch there, or pose the keys in FK")
 
 
 def to_scene_frames(motion, plan: KeyPlan):

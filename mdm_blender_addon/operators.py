@@ -12,7 +12,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from bpy_extras.io_utils import ImportHelper
 
 from . import bake, inbetween, motions, preferences, properties, rig
-from .backend import bone_maps, mocap, skeleton
+from .backend import mocap, skeleton
 from .backend.errors import UserError
 from .jobs import BackendJob
 
@@ -454,10 +454,7 @@ def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", s
     scene = context.scene
     ob = _target(context, target)
     bone_map, detection = rig.bone_map_for_bake(ob)
-    if bone_maps.controls_for(bone_map, ob.data.bones.keys()) is not None:
-        # the keys would have to be read from the controls, and in-between values met on them: not done yet
-        raise UserError(f"in-betweening '{ob.name}', a rig keyed through its controls (a generated Rigify rig), is "
-                        "not supported yet; in-between on the metarig, or bake a generated motion onto this rig")
+    keyed = bake.keyed_properties(ob, bone_map)  # what the in-between will key (the controls, on a Rigify rig)
     curves, _ = bake.current_fcurves(ob)
     frames = bake.keyed_frames(curves)
     if frame_start >= 0 and frame_end >= 0:
@@ -470,7 +467,8 @@ def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", s
         raise UserError(f"in-betweening needs at least two keyed frames on '{ob.name}' between frames {start} "
                         f"and {end}; found {len(frames)}")
     info = model_info(context, required=True)
-    joints, key_values = rig.poses_at(ob, scene, frames, bone_map)
+    joints, key_values = rig.poses_at(ob, scene, frames, bone_map, keyed)
+    inbetween.check_switches(keyed, key_values, frames, ob.name)
     scene_fps = _scene_fps(scene)
     plan = inbetween.plan_keys(frames, joints, rig.rest_joints_world(ob, bone_map), scene_fps, info)
     rig_target = bake.RigTarget.read(ob)

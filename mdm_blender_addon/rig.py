@@ -153,14 +153,14 @@ def rest_joints_world(ob, bone_map: dict) -> np.ndarray:
     return joints
 
 
-def poses_at(ob, scene, frames, bone_map: dict):
-    """The rig as animated at each scene frame: (joints (K, 22, 3) world heads of the mapped bones, NaN where
-    unmapped; values {(bone, prop): (K, k)} of every mapped bone's rotation and location). The scene's current
-    frame is restored afterwards."""
+def poses_at(ob, scene, frames, bone_map: dict, properties=()):
+    """The rig as it plays at each scene frame, evaluated through the depsgraph (constraints and drivers applied, so
+    bones that follow controls are where they show): (joints (K, 22, 3) world heads of the mapped bones, NaN where
+    unmapped; values {(bone, prop): (K, k)} of each of `properties`, (bone, prop) pairs such as
+    ("thigh.L", "rotation_quaternion") or ("torso", '["head_follow"]')). The scene's current frame is restored."""
     current = scene.frame_current
     joints = np.full((len(frames), skeleton.NUM_JOINTS, 3), np.nan)
-    bones = sorted(set(bone_map.values()))
-    values = {(bone, prop): [] for bone in bones for prop in (rotation_prop(ob.pose.bones[bone]), "location")}
+    values = {key: [] for key in properties}
     try:
         for k, frame in enumerate(frames):
             scene.frame_set(int(frame))
@@ -170,7 +170,7 @@ def poses_at(ob, scene, frames, bone_map: dict):
                 head = np.append(np.array(evaluated.pose.bones[bone].head), 1.0)
                 joints[k, skeleton.JOINT_INDEX[joint]] = (matrix @ head)[:3]
             for (bone, prop), rows in values.items():
-                rows.append(tuple(getattr(ob.pose.bones[bone], prop)))
+                rows.append(np.atleast_1d(np.array(evaluated.pose.bones[bone].path_resolve(prop), np.float64)))
     finally:
         scene.frame_set(current)
-    return joints, {key: np.array(rows, dtype=np.float64) for key, rows in values.items()}
+    return joints, {key: np.array(rows) for key, rows in values.items()}

@@ -230,10 +230,6 @@ def test_bake_onto_generated_rigify_rig_moves_its_deform_bones(addon):
     print(f"\ngenerated Rigify rig, {EVAL_WALK.name}: deform direction error mean {errors.mean():.4f} max "
           f"{errors.max():.4f} deg over {count} frames")
     assert errors.mean() < 2 and errors.max() < 10
-    before = scene_state()  # in-betweening it would have to read the user's keys off the controls: refused for now
-    with pytest.raises(RuntimeError, match="generated Rigify rig.*not supported yet"):
-        bpy.ops.mdm.inbetween(target=ob.name, frame_start=start, frame_end=start + 20)
-    assert scene_state() == before
 
 
 def test_bake_onto_mixamo_rig_respects_euler_mode(walk, addon):

@@ -1,10 +1,11 @@
-"""In-betweening an animator's keys on a Rigify metarig in real Blender: keys read slot-aware, the frames between
-filled, the user's keys and everything outside the range left exactly as they were, no pop, one undo step."""
+"""In-betweening an animator's keys on a Rigify metarig, and on a rig Rigify generates (keyed on its controls), in
+real Blender: keys read slot-aware, the frames between filled, the user's keys and everything outside the range left
+exactly as they were, no pop, one undo step."""
 import numpy as np
 import pytest
 
 import blender_util
-from test_addon_bake import scene_state
+from test_addon_bake import EVAL_WALK, bake_onto, scene_state
 from test_addon_jobs import TRANSPORTS, addon, checkpoint, extension_repo, use  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.blender
@@ -97,6 +98,82 @@ def test_inbetween_fills_the_gaps_and_keeps_every_key(addon, kind):
     at_keys[[0, 11, 12, 23]] = True
     assert steps[at_keys].max() <= 1.5 * steps[~at_keys].max(), steps
     assert steps.max() > 1e-3  # something moved in between
+
+
+def keep_keys(ob, frames):
+    """Delete every point of the rig's curves that is not on one of `frames` (what an animator keyed)."""
+    for fc in blender_util.action_fcurves(ob.animation_data.action, ob):
+        points = fc.keyframe_points
+        co = np.empty(2 * len(points), np.float32)
+        points.foreach_get("co", co)
+        kept = co.reshape(-1, 2)[np.isin(np.round(co[0::2]), frames)]
+        points.clear()
+        points.add(len(kept))
+        points.foreach_set("co", kept.ravel())
+        fc.update()
+
+
+def deform_track(ob, frames):
+    """(F, D, 2, 3) world head and tail of every deform (DEF-) bone of a generated Rigify rig at each scene frame,
+    as Blender evaluates them (constraints and drivers applied)."""
+    import bpy
+    track = []
+    for frame in frames:
+        bpy.context.scene.frame_set(frame)
+        evaluated = ob.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        world = np.array(evaluated.matrix_world)
+        ends = np.array([(b.head, b.tail) for b in evaluated.pose.bones if b.name.startswith("DEF-")])
+        track.append(ends @ world[:3, :3].T + world[:3, 3])
+    return np.array(track)
+
+
+@pytest.mark.slow
+def test_inbetween_on_a_generated_rigify_rig_keys_its_controls(addon):
+    """A rig Rigify generates, with a CMU eval clip baked onto its controls and thinned to every 20th frame: the keys
+    are read through the controls (the ORG- bones where constraints and drivers put them), the frames between are
+    filled on the same controls, the animator's points and the deform bones at the keys stay exactly as they were,
+    and nothing pops. Keys shown through IK are refused, the scene untouched."""
+    import bpy
+    use(addon, "SUBPROCESS")
+    assert bpy.ops.mdm.import_motion(filepath=str(EVAL_WALK)) == {'FINISHED'}
+    ob = blender_util.add_rigify_rig()
+    action = bake_onto(ob)
+    first, last = (round(f) for f in action.frame_range)
+    keys = list(range(first, last + 1, 20))
+    keep_keys(ob, keys)
+    # the joints sent as keys are where the rig shows them: its ORG- bones as evaluated, on its deform bones' heads
+    joints, _ = addon.rig.poses_at(ob, bpy.context.scene, keys, addon.rig.read_bone_map(ob.data))
+    shown = []
+    for frame in keys:
+        bpy.context.scene.frame_set(frame)
+        shown.append(blender_util.deform_pose(ob)[0])
+    np.testing.assert_allclose(joints, shown, atol=1e-4)
+    before, deform_before = curve_points(ob), deform_track(ob, keys)
+
+    assert bpy.ops.mdm.inbetween(frame_start=keys[0], frame_end=keys[-1], seed=3) == {'FINISHED'}
+
+    after = curve_points(ob)
+    between = [f for f in range(keys[0] + 1, keys[-1]) if f not in keys]
+    for key, points in before.items():  # every control the bake keyed: the user's points kept, the gaps filled
+        assert {f: after[key][f] for f in points} == points, key
+        assert sorted(set(after[key]) - set(points)) == between, key
+    np.testing.assert_allclose(deform_track(ob, keys), deform_before, atol=1e-5)
+    track = deform_track(ob, range(keys[0], keys[-1] + 1))
+    steps = np.linalg.norm(np.diff(track, axis=0), axis=-1).max(axis=(1, 2))  # step i: frame keys[0]+i -> +i+1
+    at_keys = np.zeros(len(steps), bool)
+    for key in keys[1:-1]:
+        at_keys[[key - keys[0] - 1, key - keys[0]]] = True
+    print(f"\ngenerated Rigify rig in-between: largest step onto/off a key {steps[at_keys].max():.3f} m, "
+          f"elsewhere {steps[~at_keys].max():.3f} m")
+    assert steps[at_keys].max() <= 1.5 * steps[~at_keys].max(), steps
+    assert steps.max() > 1e-3
+
+    ob.pose.bones["thigh_parent.L"]["IK_FK"] = 0.0  # the left leg shown through its IK controls at the second key
+    ob.pose.bones["thigh_parent.L"].keyframe_insert('["IK_FK"]', frame=keys[1])
+    state, points = scene_state(), curve_points(ob)
+    with pytest.raises(RuntimeError, match=rf'at frame {keys[1]}, thigh_parent.L\["IK_FK"\] .* is 0; .*FK'):
+        bpy.ops.mdm.inbetween(frame_start=keys[0], frame_end=keys[1])
+    assert scene_state() == state and curve_points(ob) == points
 
 
 def test_selected_keys_set_the_range_and_one_undo_restores(addon):
