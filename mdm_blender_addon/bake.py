@@ -52,10 +52,20 @@ class RigTarget:
     name: str
     description: retarget.RigDescription
     rotation_modes: dict  # bone name -> pose bone rotation mode
+    custom_properties: frozenset = frozenset()  # (bone name, custom property name) on the pose bones
 
     @classmethod
     def read(cls, ob):
-        return cls(ob.name, rig.read_rig(ob), {pose_bone.name: pose_bone.rotation_mode for pose_bone in ob.pose.bones})
+        return cls(ob.name, rig.read_rig(ob), {pose_bone.name: pose_bone.rotation_mode for pose_bone in ob.pose.bones},
+                   frozenset((pose_bone.name, key) for pose_bone in ob.pose.bones for key in pose_bone.keys()))
+
+    def require_switches(self, controls: retarget.Controls) -> None:
+        """UserError naming the switch properties `controls` needs that this rig lacks (another Rigify version)."""
+        missing = sorted(f'{bone}["{prop}"]' for bone, prop in controls.switches
+                         if (bone, prop) not in self.custom_properties)
+        if missing:
+            raise UserError(f"'{self.name}' lacks the switch properties {', '.join(missing)} that make it follow its "
+                            "FK controls: regenerate the rig with the Rigify that ships with this Blender")
 
 
 def plan_channels(ob, motion, scene, bone_map: dict, root_mode: str, root_bone: str) -> list[Channel]:
@@ -74,6 +84,8 @@ def retarget_channels(target: RigTarget, joints, fps, bone_map: dict, root_mode:
     job's worker thread runs it). A rig whose mapped bones follow controls (a generated Rigify rig) gets keys on
     the controls and on the switches that make it follow them. Raises UserError."""
     controls = bone_maps.controls_for(bone_map, target.description.names)
+    if controls is not None:
+        target.require_switches(controls)
     result = retarget.retarget(joints, target.description, bone_map, root_mode=ROOT_MODES[root_mode],
                                root_bone=root_bone or None, fps=fps, controls=controls)
     channels = [rotation_channel(bone, target.rotation_modes[bone], result.rotations[:, i])
@@ -103,6 +115,7 @@ def keyed_properties(ob, bone_map: dict) -> dict:
     bones = set(bone_map.values())
     switches = {}
     if controls is not None:
+        RigTarget.read(ob).require_switches(controls)
         bones = {controls.bones.get(bone, bone) for bone in bones} | {controls.root}
         switches = switch_values(controls)
     return {**{(bone, prop): None for bone in sorted(bones)

@@ -231,6 +231,12 @@ def test_bake_onto_generated_rigify_rig_moves_its_deform_bones(addon):
           f"{errors.max():.4f} deg over {count} frames")
     assert errors.mean() < 2 and errors.max() < 10
 
+    del ob.pose.bones["thigh_parent.L"]["IK_FK"]  # a rig from a Rigify without this switch
+    before = scene_state()
+    with pytest.raises(RuntimeError, match=r'lacks the switch properties thigh_parent.L\["IK_FK"\]'):
+        bpy.ops.mdm.bake()
+    assert scene_state() == before
+
 
 def test_bake_onto_mixamo_rig_respects_euler_mode(walk, addon):
     import bpy
