@@ -5,14 +5,14 @@ Import `bpy` only inside these functions (it loads once per process and takes se
 import importlib
 import os
 import subprocess
-import sys
-import tomllib
 from pathlib import Path
+
+from backend import extension
 
 REPO = Path(__file__).resolve().parents[1]
 REPO_MODULE = "mdm_test_repo"  # the headless user extension repository the tests install into
-MANIFEST = tomllib.loads((REPO / "blender_manifest.toml").read_text())
-ADDON_MODULE = f"bl_ext.{REPO_MODULE}.{MANIFEST['id']}"
+MANIFEST = extension.MANIFEST
+ADDON_MODULE = extension.addon_module(REPO_MODULE)
 
 # Mixamo's names for the 22 HumanML3D joints (with the "mixamorig:" namespace of its FBX exports).
 MIXAMO_NAMES = (
@@ -24,29 +24,17 @@ MIXAMO_NAMES = (
 
 def build_extension(output_dir: Path) -> Path:
     """Run build.py (a real subprocess, as a user would) and return the zip it made."""
-    result = subprocess.run([sys.executable, str(REPO / "build.py"), "--output-dir", str(output_dir)],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return output_dir / f"{MANIFEST['id']}-{MANIFEST['version']}.zip"
+    return extension.build_zip(output_dir)
 
 
 def add_test_repo(directory: Path):
     """A user extension repository in `directory`, usable headless (no remote, no network)."""
-    import bpy
-    repos = bpy.context.preferences.extensions.repos
-    existing = repos.get(REPO_MODULE) if hasattr(repos, "get") else None
-    if existing is None:
-        existing = repos.new(name="MDM tests", module=REPO_MODULE, custom_directory=str(directory), source='USER')
-    return existing
+    return extension.register_user_repo(directory, REPO_MODULE, "MDM tests")
 
 
 def install_zip(zip_path: Path, repo_dir: Path) -> Path:
     """Install the built zip with Blender's own operator; return the installed package folder."""
-    import bpy
-    add_test_repo(repo_dir)
-    result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo=REPO_MODULE,
-                                                       enable_on_install=False)
-    assert result == {'FINISHED'}, result
+    extension.install_zip(zip_path, repo_dir, REPO_MODULE, "MDM tests")
     return repo_dir / MANIFEST["id"]
 
 

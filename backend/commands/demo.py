@@ -1,11 +1,8 @@
 """`demo --out DIR`: the README's main job. A prompt goes to the model (the embedded default unless --checkpoint),
 the add-on is built and installed into real Blender (the bpy module, headless) with Blender's own operator, sample
 0 is baked onto a Rigify metarig, and the scene is saved with a frame-strip preview of the samples and the rig."""
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
 PROMPT = "a person walks forward and waves"
 REPO_MODULE = "mdm_demo"  # the user extension repository the demo installs into
 
@@ -30,6 +27,8 @@ def run(args):
     with progress_bar("sampling") as progress:
         result = pipeline.generate(request, progress=progress)
     save_result(result, out / "motion.npz", out / "motion.bvh")
+    from ..extension import build_zip
+
     rig_joints = bake_in_blender(out / "motion.npz", build_zip(out / "dist"), out)
 
     from ..files import atomic_output
@@ -42,15 +41,6 @@ def run(args):
     print(f"wrote {out / 'demo.blend'} and {out / 'preview.png'}")
 
 
-def build_zip(dist):
-    """The extension zip, built and validated by build.py exactly as a user builds it."""
-    result = subprocess.run([sys.executable, str(REPO / "build.py"), "--output-dir", str(dist)], capture_output=True,
-                            text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"build.py failed:\n{result.stdout}{result.stderr}")
-    return next(Path(dist).glob("*.zip"))
-
-
 def bake_in_blender(motion_npz, zip_path, out):
     """Install and enable the add-on, bake sample 0 onto a new Rigify metarig, save the .blend; return the rig's
     evaluated joints (T, 22, 3) in HumanML3D axes, read back through the rig's bone map."""
@@ -59,15 +49,12 @@ def bake_in_blender(motion_npz, zip_path, out):
     import numpy as np
 
     from .. import skeleton
+    from ..extension import install_zip
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     repo_dir = out / "extensions"
     repo_dir.mkdir(parents=True, exist_ok=True)
-    repos = bpy.context.preferences.extensions.repos
-    if repos.get(REPO_MODULE) is None:
-        repos.new(name="MDM demo", module=REPO_MODULE, custom_directory=str(repo_dir), source='USER')
-    bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo=REPO_MODULE, enable_on_install=False)
-    addon_id = f"bl_ext.{REPO_MODULE}.{zip_path.stem.rsplit('-', 1)[0]}"
+    addon_id = install_zip(zip_path, repo_dir, REPO_MODULE, "MDM demo")
     addon_utils.enable(addon_id, default_set=True)
     addon_utils.enable("rigify", default_set=True)
     bpy.ops.object.armature_human_metarig_add()
