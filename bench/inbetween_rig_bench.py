@@ -119,19 +119,6 @@ def rig_joints(addon, ob, frames):
     return joints
 
 
-def keep_keys(addon, ob, key_frames):
-    """Delete every point of the rig's curves that is not on one of `key_frames` (the animator's keys)."""
-    curves, _ = addon.bake.current_fcurves(ob)
-    for fcurve in curves.values():
-        points = fcurve.keyframe_points
-        co = np.empty(2 * len(points), np.float32)
-        points.foreach_get("co", co)
-        kept = co.reshape(-1, 2)[np.isin(np.round(co[0::2]), key_frames)]
-        points.clear()
-        points.add(len(kept))
-        points.foreach_set("co", kept.ravel())
-
-
 def set_interpolation(addon, ob, interpolation):
     """Every point of the rig's curves to `interpolation` with auto-clamped handles (Blender's default keys)."""
     import bpy
@@ -152,7 +139,7 @@ def measure_clip(addon, joints, npz_path, seed):
     frames = np.arange(FIRST_FRAME, FIRST_FRAME + len(joints))
     keys = np.arange(0, len(joints), GAP)  # rows of `frames`; the last frame is a key (len = GAP * k + 1)
     original = rig_joints(addon, ob, frames)
-    keep_keys(addon, ob, frames[keys])
+    blender_util.keep_keys(ob, frames[keys])
     tracks = {}
     for interpolation in ("LINEAR", "BEZIER"):  # BEZIER last: the animator's keys the in-between starts from
         set_interpolation(addon, ob, interpolation)

@@ -57,15 +57,21 @@ class RigTarget:
     @classmethod
     def read(cls, ob):
         return cls(ob.name, rig.read_rig(ob), {pose_bone.name: pose_bone.rotation_mode for pose_bone in ob.pose.bones},
-                   frozenset((pose_bone.name, key) for pose_bone in ob.pose.bones for key in pose_bone.keys()))
+                   custom_properties(ob))
 
-    def require_switches(self, controls: retarget.Controls) -> None:
-        """UserError naming the switch properties `controls` needs that this rig lacks (another Rigify version)."""
-        missing = sorted(f'{bone}["{prop}"]' for bone, prop in controls.switches
-                         if (bone, prop) not in self.custom_properties)
-        if missing:
-            raise UserError(f"'{self.name}' lacks the switch properties {', '.join(missing)} that make it follow its "
-                            "FK controls: regenerate the rig with the Rigify that ships with this Blender")
+
+def custom_properties(ob) -> frozenset:
+    """(bone name, custom property name) of every custom property on `ob`'s pose bones."""
+    return frozenset((pose_bone.name, key) for pose_bone in ob.pose.bones for key in pose_bone.keys())
+
+
+def require_switches(controls: retarget.Controls, properties: frozenset, name: str) -> None:
+    """UserError naming the switch properties `controls` needs that the rig `name`, with custom `properties`
+    (`custom_properties`), lacks (a rig from another Rigify version)."""
+    missing = sorted(f'{bone}["{prop}"]' for bone, prop in controls.switches if (bone, prop) not in properties)
+    if missing:
+        raise UserError(f"'{name}' lacks the switch properties {', '.join(missing)} that make it follow its "
+                        "FK controls: regenerate the rig with the Rigify that ships with this Blender")
 
 
 def plan_channels(ob, motion, scene, bone_map: dict, root_mode: str, root_bone: str) -> list[Channel]:
@@ -85,7 +91,7 @@ def retarget_channels(target: RigTarget, joints, fps, bone_map: dict, root_mode:
     the controls and on the switches that make it follow them. Raises UserError."""
     controls = bone_maps.controls_for(bone_map, target.description.names)
     if controls is not None:
-        target.require_switches(controls)
+        require_switches(controls, target.custom_properties, target.name)
     result = retarget.retarget(joints, target.description, bone_map, root_mode=ROOT_MODES[root_mode],
                                root_bone=root_bone or None, fps=fps, controls=controls)
     channels = [rotation_channel(bone, target.rotation_modes[bone], result.rotations[:, i])
@@ -115,7 +121,7 @@ def keyed_properties(ob, bone_map: dict) -> dict:
     bones = set(bone_map.values())
     switches = {}
     if controls is not None:
-        RigTarget.read(ob).require_switches(controls)
+        require_switches(controls, custom_properties(ob), ob.name)
         bones = {controls.bones.get(bone, bone) for bone in bones} | {controls.root}
         switches = switch_values(controls)
     return {**{(bone, prop): None for bone in sorted(bones)

@@ -186,6 +186,21 @@ def action_fcurves(action, ob):
             if strip.channelbag(slot) is not None for fc in strip.channelbag(slot).fcurves]
 
 
+def keep_keys(ob, frames):
+    """Delete every point of the curves `ob` plays that is not on one of the scene `frames` (what an animator keyed),
+    as an animator deleting the keys between would."""
+    import numpy as np
+    for fc in action_fcurves(ob.animation_data.action, ob):
+        points = fc.keyframe_points
+        co = np.empty(2 * len(points), np.float32)
+        points.foreach_get("co", co)
+        kept = co.reshape(-1, 2)[np.isin(np.round(co[0::2]), frames)]
+        points.clear()
+        points.add(len(kept))
+        points.foreach_set("co", kept.ravel())
+        fc.update()
+
+
 def install_built_extension(tmp_path_factory) -> Path:
     """Build the zip with build.py and install it with Blender's extension operator; return the repo folder."""
     import bpy

@@ -100,19 +100,6 @@ def test_inbetween_fills_the_gaps_and_keeps_every_key(addon, kind):
     assert steps.max() > 1e-3  # something moved in between
 
 
-def keep_keys(ob, frames):
-    """Delete every point of the rig's curves that is not on one of `frames` (what an animator keyed)."""
-    for fc in blender_util.action_fcurves(ob.animation_data.action, ob):
-        points = fc.keyframe_points
-        co = np.empty(2 * len(points), np.float32)
-        points.foreach_get("co", co)
-        kept = co.reshape(-1, 2)[np.isin(np.round(co[0::2]), frames)]
-        points.clear()
-        points.add(len(kept))
-        points.foreach_set("co", kept.ravel())
-        fc.update()
-
-
 def deform_track(ob, frames):
     """(F, D, 2, 3) world head and tail of every deform (DEF-) bone of a generated Rigify rig at each scene frame,
     as Blender evaluates them (constraints and drivers applied)."""
@@ -140,7 +127,7 @@ def test_inbetween_on_a_generated_rigify_rig_keys_its_controls(addon):
     action = bake_onto(ob)
     first, last = (round(f) for f in action.frame_range)
     keys = list(range(first, last + 1, 20))
-    keep_keys(ob, keys)
+    blender_util.keep_keys(ob, keys)
     # the joints sent as keys are where the rig shows them: its ORG- bones as evaluated, on its deform bones' heads
     joints, _ = addon.rig.poses_at(ob, bpy.context.scene, keys, addon.rig.read_bone_map(ob.data))
     shown = []
