@@ -14,8 +14,10 @@ import torch.nn as nn
 from . import features, procedural, skeleton
 from .errors import UserError
 
-# Training crop in frames: 1 s at 20 fps, as the CMU run clips are only 22-29 frames. Prediction pools over any length.
+# Training crop in frames: 1 s at 20 fps, as the CMU run clips are only 22-29 frames. A prediction averages the
+# crops of a longer motion, so it sees what training saw.
 WINDOW = 20
+PREDICT_STRIDE = 5  # frames between the crops a prediction averages over
 CHANNELS = 2 * skeleton.NUM_JOINTS * 3  # root-relative positions + velocities of every joint, per frame
 
 
@@ -52,13 +54,18 @@ class MotionClassifier(nn.Module):
         return self.head(h.mean(dim=-1))  # [B, categories]
 
     @torch.no_grad()
-    def predict(self, motions) -> list:
-        """Category of each (T, 22, 3) motion (any placement, any length >= 2), canonicalised first."""
+    def predict(self, motions, stride=PREDICT_STRIDE) -> list:
+        """Category of each (T, 22, 3) motion (any placement, length >= 2): the mean of the class probabilities
+        of its WINDOW-frame crops every `stride` frames, each canonicalised as the training crops are (a motion
+        shorter than WINDOW is one crop)."""
         self.eval()
         labels = []
         for joints in motions:
-            x = torch.from_numpy(motion_channels(features.canonicalize(joints)))[None]  # [1, C, T-1]
-            labels.append(self.categories[int(self(x.to(self.mean.device)).argmax())])
+            starts = range(0, max(1, len(joints) - WINDOW + 1), stride)
+            x = torch.from_numpy(np.stack([motion_channels(features.canonicalize(joints[s:s + WINDOW]))
+                                           for s in starts]))  # [crops, C, WINDOW-1]
+            probabilities = torch.softmax(self(x.to(self.mean.device)), dim=-1).mean(dim=0)  # [categories]
+            labels.append(self.categories[int(probabilities.argmax())])
         return labels
 
 

@@ -71,7 +71,7 @@ class EvalOptions:
     methods: tuple | None = None  # in-betweening methods; None = every one the model supports
     prompts_per_category: int = 3
     guidance: float = 2.5  # classifier-free guidance of the text generations (in-betweening runs unprompted)
-    classifier_steps: int = 400
+    classifier_steps: int = 1500
     classifier_data: str | None = None  # mocap folder whose train rows teach the classifier; None = the data folder
     procedural_per_category: int = 12
     seed: int = 0

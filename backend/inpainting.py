@@ -17,7 +17,7 @@ import torch
 from . import skeleton
 from .diffusion import DiffusionSchedule, extract, q_sample, q_step_up
 from .errors import UserError
-from .keyframes import Keyframes, keyed_half_yaw, keyframe_features
+from .keyframes import Keyframes, keyed_half_yaw, keyframe_features, spline_through
 from .samplers import Denoiser, NoiseSampler, p_sample, sampling_steps, timestep_batch
 
 FRAME0_ORIGIN_TOLERANCE = 1e-4  # metres: how far a frame-0 root key may sit from the origin (rounding of the keys)
@@ -172,15 +172,11 @@ def keyframe_inpainting(keys: Keyframes, num_frames: int, mean, std, batch: int 
     return x.contiguous(), keep.contiguous()
 
 
-def piecewise_linear(frames, values: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """values [..., K] at increasing `frames` -> [..., F]: linear between keys, constant before/after them."""
-    out = values[..., :1].expand(values.shape[:-1] + (num_frames,)).clone()
-    for k in range(len(frames) - 1):
-        f0, f1 = int(frames[k]), int(frames[k + 1])
-        w = torch.arange(f1 - f0 + 1, dtype=values.dtype, device=values.device) / (f1 - f0)
-        out[..., f0:f1 + 1] = values[..., k:k + 1] + w * (values[..., k + 1:k + 2] - values[..., k:k + 1])
-    out[..., int(frames[-1]):] = values[..., -1:]
-    return out
+def spread_between_keys(frames, corrections: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """corrections [..., K] at increasing `frames` -> [..., F] by `keyframes.spline_through` (no kink at a key),
+    constant before and after the keys. CPU tensors (anchor_root works in CPU float64)."""
+    spread = spline_through(frames, np.moveaxis(corrections.numpy(), -1, 0), num_frames)
+    return torch.from_numpy(np.moveaxis(spread, 0, -1)).to(corrections)
 
 
 def _from_origin(frames, corrections):
@@ -195,11 +191,11 @@ def anchor_root(features: torch.Tensor, keys: Keyframes) -> torch.Tensor:
 
     HumanML3D stores the root as per-frame yaw and XZ velocities, so a root position is the integral of every
     earlier velocity: fixing it by editing one frame would move all later frames (drift, official issue #108) or
-    pop. Instead the error at each key is spread linearly over the gap before it (a constant added to the gap's
-    velocities): the path bends evenly and later keys are untouched. Frame 0 is the origin by definition, so the
-    first gap bends from there; after the last key the motion keeps its own velocities. The heading at keys that
-    fix it is anchored the same way (ric, rot and velocities are in the heading frame, so the body turns with it),
-    and the height correction moves the root and every joint height together.
+    pop. Instead the errors at the keys are spread over the gaps by a smooth spline through them
+    (`keyframes.spline_through`): the path bends evenly, with no kink at a key, and every key is met. Frame 0 is
+    the origin by definition, so the first gap bends from there; after the last key the motion keeps its own
+    velocities. The heading at keys that fix it is anchored the same way (ric, rot and velocities are in the heading
+    frame, so the body turns with it), and the height correction moves the root and every joint height together.
     """
     num_frames = features.shape[-2]
     keys.validate(num_frames)
@@ -223,16 +219,16 @@ def anchor_root(features: torch.Tensor, keys: Keyframes) -> torch.Tensor:
         step = torch.diff(error, dim=-1)
         step = step - math.pi * torch.round(step / math.pi)
         error = torch.cat([error[..., :1], error[..., :1] + torch.cumsum(step, dim=-1)], dim=-1)
-        half_yaw = half_yaw + piecewise_linear(frames, error, num_frames)
+        half_yaw = half_yaw + spread_between_keys(frames, error, num_frames)
 
-    # 2. Root XZ and height: piecewise-linear offsets of the world path, zero at frame 0 for XZ.
+    # 2. Root XZ and height: smooth offsets of the world path, zero at frame 0 for XZ.
     if rooted.any():
         frames = keys.frames[rooted]
         error = torch.from_numpy(keys.joints[rooted, 0]).to(work) - root_pos[..., frames, :]  # [..., K, 3]
         xz_frames, xz_error = _from_origin(frames, error[..., [0, 2]].transpose(-1, -2))
-        xz_shift = piecewise_linear(xz_frames, xz_error, num_frames).transpose(-1, -2)  # [..., F, 2]
+        xz_shift = spread_between_keys(xz_frames, xz_error, num_frames).transpose(-1, -2)  # [..., F, 2]
         root_pos[..., [0, 2]] = root_pos[..., [0, 2]] + xz_shift
-        height_shift = piecewise_linear(frames, error[..., 1], num_frames)  # [..., F]
+        height_shift = spread_between_keys(frames, error[..., 1], num_frames)  # [..., F]
         work[..., skeleton.ROOT_HEIGHT.start] += height_shift
         work[..., skeleton.RIC.start + 1:skeleton.RIC.stop:3] += height_shift[..., None]
 

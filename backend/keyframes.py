@@ -196,32 +196,73 @@ def keyframe_error(joints, keys: Keyframes) -> float:
     return float(distance[keys.joint_mask].mean())
 
 
+def spline_through(knots, values, num_frames):
+    """(K, ...) values at increasing frames `knots` -> (num_frames, ...): the clamped cubic spline through them (C2
+    between the knots, zero slope at the first and last), constant before the first knot and after the last.
+
+    Corrections spread with it have no velocity kink at a key, where a piecewise-linear spread has one: a kink is
+    an acceleration spike on the keyed frame, the single-frame pop an animator sees and the seam ratio measures.
+    The zero end slopes join the constant ends smoothly too.
+    """
+    knots, values = np.asarray(knots, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    if len(knots) == 1:
+        return np.repeat(values, num_frames, axis=0)
+    h = np.diff(knots)  # (K-1,)
+    slope = np.diff(values, axis=0) / h.reshape((-1,) + (1,) * (values.ndim - 1))
+    # Second derivatives M at the knots: continuity of the first derivative at inner knots, f' = 0 at both ends.
+    system = np.zeros((len(knots), len(knots)))
+    system[np.arange(len(knots)), np.arange(len(knots))] = 2 * np.concatenate([h[:1], h[:-1] + h[1:], h[-1:]])
+    system[np.arange(len(h)), np.arange(1, len(knots))] = h
+    system[np.arange(1, len(knots)), np.arange(len(h))] = h
+    rhs = 6 * (np.concatenate([slope, np.zeros_like(slope[:1])]) - np.concatenate([np.zeros_like(slope[:1]), slope]))
+    curvature = np.linalg.solve(system, rhs.reshape(len(knots), -1)).reshape(values.shape)
+    t = np.clip(np.arange(num_frames), knots[0], knots[-1])
+    i = np.clip(np.searchsorted(knots, t, side="right") - 1, 0, len(h) - 1)  # the interval of each frame
+    column = (slice(None),) + (None,) * (values.ndim - 1)
+    b = ((t - knots[i]) / h[i])[column]  # 0 at the knot before, 1 at the knot after
+    a, width = 1 - b, h[i][column]
+    return (a * values[i] + b * values[i + 1]
+            + ((a ** 3 - a) * curvature[i] + (b ** 3 - b) * curvature[i + 1]) * width ** 2 / 6)
+
+
+def bridge_keyed_frames(joints, keyed_frames):
+    """(T, 22, 3) joints with each keyed frame that has two frames on either side replaced by the cubic through
+    those four, (-p[f-2] + 4 p[f-1] + 4 p[f+1] - p[f+2]) / 6: where the motion itself is smooth this changes
+    little (the error is of fourth order), and a single-frame spike vanishes."""
+    joints = np.array(joints, dtype=np.float64)
+    inner = np.asarray([f for f in keyed_frames if 2 <= f <= len(joints) - 3], dtype=int)
+    if len(inner):
+        joints[inner] = (-joints[inner - 2] + 4 * joints[inner - 1] + 4 * joints[inner + 1] - joints[inner + 2]) / 6
+    return joints
+
+
 def place_on_keys(joints, keys: Keyframes, hold_root=True, blend_frames=8):
     """Map a generated clip (its own canonical frame) onto the keys, so every keyed joint is met exactly.
 
+    0. The generated pose ON each keyed frame is re-estimated from its two neighbours on either side
+       (`bridge_keyed_frames`): a keyframe-conditioned model copies the key onto that frame while the frames
+       beside it follow its own motion, a one-frame pop that the steps below would otherwise keep.
     1. A rigid yaw + XZ translation aligns the generated poses at the key frames with the keys.
-    2. (hold_root) The root offset measured at each key is interpolated linearly between keys and added to every
-       joint of the frame, so the root passes exactly through every keyed root and the correction spreads over
-       the whole gap instead of popping at the key. With a free root the model's own path is kept, and the keyed
-       poses are met relative to it.
-    3. The remaining per-joint residual at each key is added with a smooth (raised-cosine) falloff over
-       `blend_frames` on either side (never reaching a neighbouring key), so keyed joints are met with no pop.
+    2. (hold_root) The root offset measured at each key is spread between keys by `spline_through` and added to
+       every joint of the frame, so the root passes exactly through every keyed root. With a free root the
+       model's own path is kept, and the keyed poses are met relative to it.
+    3. Each joint's remaining offset at its keys is spread the same way between its first and last key
+       (displacement mapping), fading out over `blend_frames` beyond them, so keyed joints are met with no pop.
     """
-    placed = align_to_keys(joints, keys)
+    placed = align_to_keys(bridge_keyed_frames(joints, keys.frames), keys)
     frames = np.arange(len(placed))
     rooted = keys.joint_mask[:, 0]
     if hold_root and rooted.any():
         root_delta = keys.joints[rooted, 0] - placed[keys.frames[rooted], 0]  # (K', 3)
-        shift = np.stack([np.interp(frames, keys.frames[rooted], root_delta[:, d]) for d in range(3)], -1)
-        placed = placed + shift[:, None]
-    gaps = np.diff(np.concatenate([[-np.inf], keys.frames, [np.inf]]))
-    for k, f in enumerate(keys.frames):
-        target = keys.joints[k] if hold_root else keys.joints[k] - keys.joints[k, 0] + placed[f, 0]
-        residual = np.where(keys.joint_mask[k][:, None], target - placed[f], 0.0)  # (22, 3)
-        half = min(blend_frames, gaps[k], gaps[k + 1])
-        distance = np.abs(frames - f)
-        falloff = np.where(distance < half, 0.5 * (1 + np.cos(np.pi * distance / half)), 0.0)
-        placed = placed + falloff[:, None, None] * residual
+        placed = placed + spline_through(keys.frames[rooted], root_delta, len(placed))[:, None]
+    target = keys.joints if hold_root else keys.joints - keys.joints[:, :1] + placed[keys.frames, :1]
+    residual = target - placed[keys.frames]  # (K, 22, 3)
+    for joint in np.flatnonzero(keys.joint_mask.any(axis=0)):
+        keyed = keys.joint_mask[:, joint]
+        first, last = keys.frames[keyed][[0, -1]]
+        outside = np.maximum(first - frames, frames - last)  # frames beyond the joint's keyed span, else <= 0
+        fade = 0.5 * (1 + np.cos(np.pi * np.clip(outside / blend_frames, 0, 1)))
+        placed[:, joint] += fade[:, None] * spline_through(keys.frames[keyed], residual[keyed, joint], len(placed))
     return placed
 
 

@@ -13,10 +13,11 @@ joints the retargeter requires must be mapped, or the bake refuses first. Key ti
 Output. The generated motion is warped back in time (each key's model frame onto its scene frame, linear in
 between), retargeted like any bake (onto the controls, on a generated Rigify rig), and then corrected channel by
 channel: at each key, the offset between the user's value and the retargeted one is measured, and the offsets are
-interpolated linearly across each gap and added. So every key is met exactly in value (including what positions
-cannot carry: twist, a hand's roll), the frames next to a key differ from it by no more than the motion's own step,
-and nothing pops. A rig posed through controls must show its keys through the controls the bake keys (a generated
-Rigify rig switched to FK at every key), or the keys could not be met there; `check_switches` refuses otherwise.
+spread across the gaps by a smooth spline (`keyframes.spline_through`: no kink at a key) and added. So every key is
+met exactly in value (including what positions cannot carry: twist, a hand's roll), the frames next to a key differ
+from it by no more than the motion's own step, and nothing pops. A rig posed through controls must show its keys
+through the controls the bake keys (a generated Rigify rig switched to FK at every key), or the keys could not be
+met there; `check_switches` refuses otherwise.
 """
 from dataclasses import dataclass
 
@@ -104,16 +105,14 @@ def to_scene_frames(motion, plan: KeyPlan):
 
 def meet_keys(values, key_values, key_index, quaternion=False):
     """values (F, k) of one channel over the keyed range; key_values (K, k) the user's values at the keys, whose
-    rows in `values` are key_index (K,). Returns values that equal the keys there, corrected in between by the
-    linearly interpolated key offsets (per gap, a quaternion channel is first put on the start key's hemisphere)."""
+    rows in `values` are key_index (K,). Returns values that equal the keys there, corrected in between by the key
+    offsets spread with `keyframes.spline_through` (no kink at a key). A quaternion channel is first put, gap by
+    gap, on the hemisphere of the key that starts the gap."""
     values = np.array(values, dtype=np.float64)
-    out = values.copy()
-    for k in range(len(key_index) - 1):
-        a, b = key_index[k], key_index[k + 1]
-        segment = values[a:b + 1]
-        if quaternion and segment[0] @ key_values[k] < 0:
-            segment = -segment
-        start, end = key_values[k] - segment[0], key_values[k + 1] - segment[-1]
-        weight = np.linspace(0.0, 1.0, b - a + 1)[:, None]
-        out[a:b + 1] = segment + (1 - weight) * start + weight * end
-    return out
+    if quaternion:
+        for k in range(len(key_index) - 1):
+            a, b = key_index[k], key_index[k + 1]
+            if values[a] @ key_values[k] < 0:
+                values[a:b + (k == len(key_index) - 2)] *= -1  # a gap's end frame belongs to the next gap
+    offsets = np.asarray(key_values, dtype=np.float64) - values[key_index]  # (K, k)
+    return values + keyframes.spline_through(key_index, offsets, len(values))

@@ -77,6 +77,34 @@ def test_encode_fills_the_gap_between_keys_but_masks_only_the_keys(motion):
     assert np.allclose(values[41:], 0)  # nothing known after the last key
 
 
+def test_spline_through_meets_the_knots_with_no_kink_and_flat_ends():
+    knots = np.array([5, 15, 22, 40])
+    values = np.array([[0.0, 1.0], [1.0, -1.0], [-0.5, 0.0], [2.0, 0.5]])
+    curve = kf.spline_through(knots, values, 50)
+    np.testing.assert_allclose(curve[knots], values, atol=1e-12)
+    assert np.all(curve[:6] == values[0]) and np.all(curve[40:] == values[-1])  # constant outside the knots
+    # C2 at the inner knots: the third difference stays of the order of the gaps' own (no spike at a knot).
+    third = np.abs(np.diff(curve[5:41], 3, axis=0)).max(axis=1)
+    assert third.max() < 0.05
+    # Two knots give the smoothstep 3s^2 - 2s^3 (zero slope at both ends).
+    s = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(kf.spline_through([0, 10], np.array([0.0, 1.0]), 11), 3 * s**2 - 2 * s**3, atol=1e-12)
+    np.testing.assert_allclose(kf.spline_through([3], np.array([[2.0]]), 5), 2.0)  # one knot: a constant
+
+
+def test_bridging_removes_a_one_frame_pop_and_keeps_smooth_motion(motion):
+    world = _world(motion)
+    popped = world.copy()
+    popped[60] += 0.05  # the keyed frame off its neighbours' path
+    bridged = kf.bridge_keyed_frames(popped, [0, 60, 168])
+    miss = np.linalg.norm(bridged[60] - world[60], axis=-1)
+    assert miss.mean() < 0.01 and miss.max() < 0.02  # back on the motion's own path (the pop was 8.7 cm)
+    assert np.array_equal(bridged[[0, 168]], world[[0, 168]])  # frames without two neighbours each side: kept
+    t = np.arange(10.0)[:, None, None]
+    cubic = np.broadcast_to(0.3 * t - 0.02 * t**2 + 0.001 * t**3, (10, 22, 3))
+    np.testing.assert_allclose(kf.bridge_keyed_frames(cubic, [4]), cubic, atol=1e-12)  # exact on a cubic
+
+
 def test_place_on_keys_hits_every_key_and_stays_smooth(motion):
     world = _world(motion)
     frames = [0, 20, 40, 44, 100, 169]
