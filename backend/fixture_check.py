@@ -221,13 +221,18 @@ def model_checks(fx: Fixture):
             model = fixture_model(fx, case_name, mask_frames="maskframes" in variant, frequencies=frequencies)
             expected = fx.array(name)
             dtype = torch.float64 if expected.dtype == np.float64 else torch.float32
-            run_cond = {k: v.to(dtype) if v.is_floating_point() else v for k, v in cond.items()}
+            run_cond = cond_as(cond, dtype)
             run_cond["uncond"] = torch.full((x.shape[0],), "uncond" in variant)
             if "maskframes" in variant:
                 run_cond["frame_mask"] = torch.from_numpy(fx.array(frame_masks[0])).reshape(x.shape[0], x.shape[-1])
             with torch.no_grad():
                 out = model.to(dtype)(x.to(dtype), t, run_cond)
             yield compare(name, out.numpy(), expected, TOL_FORWARD64 if dtype == torch.float64 else TOL_FORWARD)
+
+
+def cond_as(cond: dict, dtype) -> dict:
+    """The condition with its floating tensors in `dtype` (masks, actions and flags unchanged)."""
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in cond.items()}
 
 
 def clip_checks(fx: Fixture, case_name: str):

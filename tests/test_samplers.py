@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from backend.diffusion import make_schedule
-from backend.fixture_check import Fixture, fixture_inputs, fixture_model, guidance_checks, sampling_loop_checks
+from backend.fixture_check import (Fixture, cond_as, fixture_inputs, fixture_model, guidance_checks,
+                                   sampling_loop_checks)
 from backend.guidance import classifier_free_guidance
 from backend.samplers import (SamplingCancelled, gaussian_noise, model_denoiser, replayed_noise, sample_ddim,
                               sample_ddpm)
@@ -201,7 +202,7 @@ def test_batched_guidance_equals_two_passes_on_the_fixture_text_model():
     # sizes may round differently (the fused encoder kernel does, by ~2e-6).
     model = fixture_model(fx, case).double()
     x, t, cond = fixture_inputs(fx, case)
-    x, cond = x.double(), {k: v.double() if v.is_floating_point() else v for k, v in cond.items()}
+    x, cond = x.double(), cond_as(cond, torch.float64)
     with torch.no_grad():
         batched = classifier_free_guidance(model, 2.5)(x, t, cond)
         two_pass = two_pass_guidance(model, x, t, cond, torch.tensor(2.5, dtype=torch.float64))
