@@ -24,7 +24,7 @@ BACKEND_DIR = REPO / "backend"
 # numpy-only modules the add-on imports inside Blender (Blender ships numpy, never scipy or torch).
 NUMPY_MODULES = (
     "__init__", "skeleton", "rotations", "features", "bvh", "mocap", "retarget", "bone_maps", "errors", "files",
-    "metrics", "keyframes",
+    "metrics", "keyframes", "planting",
 )
 # torch modules that a backend subprocess runs from the extension folder (it brings its own torch). They are
 # being written in parallel with the add-on: the ones not written yet are reported and skipped.

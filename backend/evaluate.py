@@ -6,9 +6,10 @@ origin facing +Z), so CMU's shorter upper body never counts as error. Keys for i
 canonical windows and results are compared against them. A clip shorter than the evaluated length (the 3-s CMU
 walks) is one window of its own length.
 
-1. Plausibility: foot-skate ratio, jitter, foot penetration and bone-length drift (mean over bones of each bone's
-   std), averaged over the generated clips (the adherence generations below) and over the real windows. Real
-   windows sit on the reference skeleton, so their bone-length drift is 0 by construction.
+1. Plausibility: foot-skate ratio, jitter, foot penetration, bone-length drift (mean over bones of each bone's
+   std) and the root's speed across the floor (what planting costs), averaged over the generated clips (the
+   adherence generations below, with planted feet as the product gives them, and the same samples as the model
+   left them: "generated_unplanted") and over the real windows. Real windows sit on the reference skeleton, so their bone-length drift is 0 by construction.
 2. In-betweening: for each gap, full poses are kept every `gap` frames (first and last frame keyed) and the rest
    regenerated; L2P over the generated frames, keyframe error at the keys and seam ratio (jerk around the keys /
    the clip's jitter) for the model's default method ("model_*"), for every other in-betweening method the model
@@ -23,8 +24,8 @@ JSON (stdout with --json, metrics.json under --out), all distances in metres, ji
     {"clips": N,                          # eval clips read
      "windows": W,                        # real windows cut from them (W per gap for in-betweening)
      "frames": F,                         # window / generated length, frames at 20 fps
-     "plausibility": {"generated": {"foot_skate", "jitter", "penetration", "bone_length_std"},
-                      "real": {same keys}},
+     "plausibility": {"generated": {"foot_skate", "jitter", "penetration", "bone_length_std", "root_speed"},
+                      "generated_unplanted": {same keys}, "real": {same keys}},
      "inbetween": {"5" | "10" | "20" | "40": {"model_l2p", "linear_l2p", "keyframe_error", "seam_ratio",
                                               "<method>_l2p", "<method>_keyframe_error", "<method>_seam_ratio"
                                               for each other method, and for the model and every method
@@ -48,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import captions, classifier, data, features, metrics, mocap, skeleton
+from . import captions, classifier, data, features, metrics, mocap, planting, skeleton
 from .errors import UserError
 from .files import atomic_output
 from .keyframes import Keyframes
@@ -229,8 +230,8 @@ def evaluate_inbetween(pipeline, windows, options, default, others, log):
 def plausibility(clips):
     """Mean over clips of each plausibility metric (metrics.md); bone drift is the mean over the 21 bones."""
     per_clip = [{"foot_skate": metrics.foot_skate_ratio(j), "jitter": metrics.jitter(j),
-                 "penetration": metrics.penetration(j), "bone_length_std": float(metrics.bone_length_std(j).mean())}
-                for j in clips]
+                 "penetration": metrics.penetration(j), "bone_length_std": float(metrics.bone_length_std(j).mean()),
+                 "root_speed": metrics.root_speed(j)} for j in clips]
     return {k: float(np.mean([c[k] for c in per_clip])) for k in per_clip[0]}
 
 
@@ -274,20 +275,22 @@ def scored(motion_classifier, motions, labels):
 
 
 def evaluate_adherence(pipeline, motion_classifier, options, frames, log):
-    """(adherence dict without real_accuracy, generated joints list, contact-sheet rows)."""
+    """(adherence dict without real_accuracy, generated joints list, the same unplanted, contact-sheet rows)."""
     prompts = adherence_prompts(motion_classifier.categories, options.prompts_per_category)
-    generated, labels, sheet = [], [], []
+    generated, unplanted, labels, sheet = [], [], [], []
     for i, (category, prompt) in enumerate(prompts):
         log(f"generating {i + 1}/{len(prompts)}: {prompt!r}")
         request = MotionRequest(text=prompt, frames=frames, samples=options.samples, seed=options.seed + i,
-                                guidance=options.guidance, steps=options.steps)
-        joints = list(pipeline.generate(request).joints)
+                                guidance=options.guidance, steps=options.steps, plant_feet=False)
+        result = pipeline.generate(request)
+        joints = list(planting.plant_generated(result.joints, result.features))  # what `plant_feet=True` returns
         generated += joints
+        unplanted += list(result.joints)
         labels += [category] * len(joints)
         if i % options.prompts_per_category == 0 and len(sheet) < SHEET_GENERATED_ROWS:
             sheet.append((f"generated: {prompt}", joints[0]))
     accuracy, per_category = scored(motion_classifier, generated, labels)
-    return {"accuracy": accuracy, "per_category": per_category}, generated, sheet
+    return {"accuracy": accuracy, "per_category": per_category}, generated, unplanted, sheet
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -333,7 +336,8 @@ def evaluate(pipeline: Pipeline, data_dir, options: EvalOptions, log=print) -> E
     seconds["inbetween"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    adherence, generated, generated_sheet = evaluate_adherence(pipeline, motion_classifier, options, frames, log)
+    adherence, generated, unplanted, generated_sheet = evaluate_adherence(pipeline, motion_classifier, options,
+                                                                          frames, log)
     adherence["real_accuracy"] = real_accuracy
     seconds["adherence"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - began
@@ -341,7 +345,8 @@ def evaluate(pipeline: Pipeline, data_dir, options: EvalOptions, log=print) -> E
     settings = {**asdict(options), "model_method": default, "methods": others, "device": str(pipeline.device),
                 "checkpoint": pipeline.loaded.meta.get("path")}
     report = {"clips": len(clips), "windows": len(windows), "frames": frames,
-              "plausibility": {"generated": plausibility(generated), "real": plausibility(windows)},
+              "plausibility": {"generated": plausibility(generated), "generated_unplanted": plausibility(unplanted),
+                               "real": plausibility(windows)},
               "inbetween": inbetween, "adherence": adherence, "settings": settings,
               "seconds": {k: round(v, 1) for k, v in seconds.items()}}
     return Evaluation(report, generated_sheet + inbetween_sheet)
@@ -353,9 +358,9 @@ def format_table(report) -> str:
         return "-" if v is None else f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
 
     lines = [f"{report['clips']} eval clips, {report['windows']} windows of {report['frames']} frames", "",
-             f"{'plausibility':<28}{'generated':>10}{'real':>10}"]
-    gen, real = report["plausibility"]["generated"], report["plausibility"]["real"]
-    lines += [f"  {k:<26}{number(gen[k]):>10}{number(real[k]):>10}" for k in gen]
+             f"{'plausibility':<28}{'generated':>10}{'unplanted':>10}{'real':>10}"]
+    gen, raw, real = (report["plausibility"][k] for k in ("generated", "generated_unplanted", "real"))
+    lines += [f"  {k:<26}{number(gen[k]):>10}{number(raw[k]):>10}{number(real[k]):>10}" for k in gen]
     gaps = list(report["inbetween"])
     lines += ["", f"{'in-betweening (m)':<28}" + "".join(f"{'gap ' + g:>10}" for g in gaps)]
     keys = dict.fromkeys(k for g in gaps for k in report["inbetween"][g])

@@ -41,6 +41,11 @@ def jitter(joints, fps=skeleton.FPS):
     return float(jerk(joints, fps).mean())
 
 
+def root_speed(joints, fps=skeleton.FPS):
+    """Mean horizontal speed of the root across the floor (m/s): how far a motion travels for its length."""
+    return float(np.linalg.norm(np.diff(np.asarray(joints)[:, 0, [0, 2]], axis=0), axis=-1).mean() * fps)
+
+
 def penetration(joints):
     """Mean depth below the floor (y = 0) of the foot joints (ankles and toes), 0 where above (metres)."""
     return float(np.maximum(-np.asarray(joints)[:, FOOT_JOINTS, 1], 0).mean())

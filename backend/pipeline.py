@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import features, keyframes
+from . import features, keyframes, planting
 from .checkpoints import LoadedModel, load_checkpoint
 from .device import pick_device
 from .diffusion import make_schedule
@@ -48,6 +48,7 @@ class MotionRequest:
     keys: keyframes.Keyframes | None = None  # in-betweening / continuation constraints
     inbetween_method: str = "auto"  # auto = the best the model supports (see `inbetween_methods`)
     hold_root: bool = True  # in-betweening: the root passes exactly through every keyed root
+    plant_feet: bool = True  # the root's path follows the planted feet after the last key (`planting`)
 
 
 def _continuation(motion, window, overlap):
@@ -65,6 +66,12 @@ class MotionResult:
     joints: np.ndarray  # (S, T, 22, 3) float32, metres, Y-up, at meta["fps"]
     features: np.ndarray  # (S, T, 263) un-normalised HumanML3D features
     meta: dict = field(default_factory=dict)
+
+
+def clip_features(joints) -> np.ndarray:
+    """(S, T, 22, 3) -> (S, T, 263): the features of finished clips (the last frame repeated: features need a next
+    frame)."""
+    return np.stack([features.joints_to_features(np.concatenate([j, j[-1:]])) for j in joints])
 
 
 def on_reference_skeleton(keys: keyframes.Keyframes) -> keyframes.Keyframes:
@@ -147,11 +154,15 @@ class Pipeline:
             unsnapped_error = [keyframes.keyframe_error(keyframes.align_to_keys(j, request.keys), request.keys)
                                for j in joints]
             joints = np.stack([keyframes.place_on_keys(j, request.keys, request.hold_root) for j in joints])
+        free_from = 0 if request.keys is None else int(request.keys.frames[-1])  # frames after the last key
+        if request.plant_feet and free_from < request.frames - 1:
+            joints = planting.plant_generated(joints, feats, free_from)
+            feats = clip_features(joints)
         meta = {"prompt": prompt, "action": request.action, "seed": request.seed, "guidance": request.guidance,
                 "sampler": "repaint" if method == "repaint" else request.sampler, "steps": schedule.num_steps,
                 "frames": request.frames, "fps": self.loaded.frames["fps"], "device": str(self.device),
-                "inbetween_method": method, "keyframe_error_unsnapped": unsnapped_error,
-                "seconds_taken": round(time.perf_counter() - began, 3)}
+                "inbetween_method": method, "plant_feet": request.plant_feet,
+                "keyframe_error_unsnapped": unsnapped_error, "seconds_taken": round(time.perf_counter() - began, 3)}
         return MotionResult(joints.astype(np.float32), feats.astype(np.float32), meta)
 
     def generate_long(self, request: MotionRequest, progress=None, cancelled=None,
@@ -185,9 +196,7 @@ class Pipeline:
                                       report(1 + (index - 1) * request.samples + s), cancelled)
                 motions[s] = np.concatenate([motion, _continuation(motion, piece.joints[0], overlap)])
         joints = np.stack([m[:request.frames] for m in motions]).astype(np.float32)  # (S, T, 22, 3)
-        # The windows' own features are each relative to their window; features of the stitched clip instead
-        # (the last frame repeated: features need a next frame).
-        feats = np.stack([features.joints_to_features(np.concatenate([j, j[-1:]])) for j in joints])
+        feats = clip_features(joints)  # the windows' own features are each relative to their window
         meta = {**meta, "frames": request.frames, "windows": count, "chain_overlap": overlap,
                 "inbetween_method": None}
         return MotionResult(joints, feats.astype(np.float32), meta)

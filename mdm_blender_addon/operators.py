@@ -362,7 +362,7 @@ def sampling_fields(info, quality: str, steps: int) -> dict:
 
 
 def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, guidance=2.5, steps=0,
-                 quality="FINAL", bake_target=True) -> BackendJob:
+                 quality="FINAL", plant_feet=True, bake_target=True) -> BackendJob:
     """The job behind mdm.generate (tests tick it directly). Raises UserError for input it can refuse at once."""
     scene = context.scene
     prompt = prompt.strip()
@@ -370,7 +370,7 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
         raise UserError("type a prompt (or pick an action) to generate from")
     fps = model_info(context).get("fps", skeleton.FPS)
     params = dict(text=prompt, action=action, frames=round(seconds * fps), samples=samples, seed=seed,
-                  guidance=guidance, **sampling_fields(model_info(context), quality, steps))
+                  guidance=guidance, plant_feet=plant_feet, **sampling_fields(model_info(context), quality, steps))
     target = scene.mdm.target if bake_target else None
     plan = None
     if target is not None:  # read the rig now: a rig that cannot be baked fails before any sampling
@@ -414,7 +414,8 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
     return BackendJob(prefs.transport(), request, on_result, prepare, label="Generate")
 
 
-GENERATE_ARGS = ("prompt", "action", "seconds", "samples", "seed", "guidance", "steps", "quality", "bake_target")
+GENERATE_ARGS = ("prompt", "action", "seconds", "samples", "seed", "guidance", "steps", "quality", "plant_feet",
+                 "bake_target")
 
 
 class MDM_OT_generate(BackendJobOperator, bpy.types.Operator):
@@ -431,6 +432,7 @@ class MDM_OT_generate(BackendJobOperator, bpy.types.Operator):
     guidance: FloatProperty(name="Guidance", default=2.5, min=0.0)
     steps: IntProperty(name="Steps", default=0, min=0, description="0: the quality preset's")
     quality: EnumProperty(name="Quality", items=(("DRAFT", "Draft", ""), ("FINAL", "Final", "")), default="FINAL")
+    plant_feet: BoolProperty(name="Plant Feet", default=True)
     bake_target: BoolProperty(name="Bake", default=True, description="Bake the first sample onto the scene's target")
 
     def make_job(self, context):

@@ -57,6 +57,7 @@ class MDM_PT_generate(MotionTab, bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(settings, "quality", expand=True)
         row.prop(settings, "steps", text="Steps")
+        layout.prop(settings, "plant_feet")
         if draw_job(layout):
             return
         op = layout.operator("mdm.generate", icon='PLAY')
@@ -64,6 +65,7 @@ class MDM_PT_generate(MotionTab, bpy.types.Panel):
             settings.samples
         op.seed, op.guidance, op.quality, op.steps = settings.seed, settings.guidance, settings.quality, \
             settings.steps
+        op.plant_feet = settings.plant_feet
         if settings.target is not None:
             layout.label(text=f"The first variation is baked onto {settings.target.name}", icon='INFO')
 

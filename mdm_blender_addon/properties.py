@@ -88,6 +88,9 @@ class MDM_PG_scene(bpy.types.PropertyGroup):
         default="FINAL",
     )
     steps: IntProperty(name="Steps", default=0, min=0, description="Sampling steps (0: from the quality preset)")
+    plant_feet: BoolProperty(name="Plant Feet", default=True,
+                             description="The hips travel only as far as the steps carry them, so a foot on the "
+                                         "floor never slides (off: the model's own path, which can glide)")
     # In-between
     hold_root: BoolProperty(name="Hold Root", default=True,
                             description="The hips pass exactly through every keyed position (off: the model "

@@ -92,7 +92,8 @@ def test_generate_cli_writes_joints_features_and_bvh(tmp_path, tiny_checkpoint):
 
 @pytest.mark.parametrize("args, message", [
     (["--text", ""], "type a prompt"),
-    (["--text", "a person walks", "--seconds", 60], "outside this model's range"),
+    (["--text", "a person walks", "--seconds", 0.1], "outside this model's range"),
+    (["--text", "a person walks", "--seconds", 600], "too long: chained generation reaches"),
     (["--action", "moonwalk"], "unknown action"),
 ])
 def test_generate_cli_bad_input_writes_nothing(tmp_path, tiny_checkpoint, args, message):

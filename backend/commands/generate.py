@@ -12,6 +12,8 @@ def add_arguments(parser):
     parser.add_argument("--steps", type=int, default=0, help="sampling steps (default: all the model's steps)")
     parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm")
     parser.add_argument("--guidance", type=float, default=2.5, help="classifier-free guidance scale")
+    parser.add_argument("--no-plant-feet", dest="plant_feet", action="store_false",
+                        help="keep the model's own root path, even where a planted foot slides")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     parser.add_argument("--clip", help="CLIP ViT-B/32 weights file (official text models)")
     parser.add_argument("--out", required=True, help="output .npz")
@@ -25,7 +27,8 @@ def run(args):
     pipeline = Pipeline(args.checkpoint, args.device, clip_path=args.clip)
     request = MotionRequest(text=args.text, action=args.action,
                             frames=round(args.seconds * pipeline.loaded.frames["fps"]), samples=args.samples,
-                            seed=args.seed, guidance=args.guidance, steps=args.steps, sampler=args.sampler)
+                            seed=args.seed, guidance=args.guidance, steps=args.steps, sampler=args.sampler,
+                            plant_feet=args.plant_feet)
     with progress_bar("sampling") as progress:
-        result = pipeline.generate(request, progress=progress)
+        result = pipeline.generate_long(request, progress=progress)  # chained past the model's window
     save_result(result, args.out, args.bvh)
