@@ -9,7 +9,8 @@ walks) is one window of its own length.
 1. Plausibility: foot-skate ratio, jitter, foot penetration, bone-length drift (mean over bones of each bone's
    std) and the root's speed across the floor (what planting costs), averaged over the generated clips (the
    adherence generations below, with planted feet as the product gives them, and the same samples as the model
-   left them: "generated_unplanted") and over the real windows. Real windows sit on the reference skeleton, so their bone-length drift is 0 by construction.
+   left them: "generated_unplanted") and over the real windows. Real windows sit on the reference skeleton, so
+   their bone-length drift is 0 by construction.
 2. In-betweening: for each gap, full poses are kept every `gap` frames (first and last frame keyed) and the rest
    regenerated; L2P over the generated frames, keyframe error at the keys and seam ratio (jerk around the keys /
    the clip's jitter) for the model's default method ("model_*"), for every other in-betweening method the model

@@ -1,4 +1,6 @@
 """Planted feet: a gliding root is pulled back onto the feet, the pose and the keyed frames are left alone."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -31,8 +33,8 @@ def test_a_glide_under_planted_feet_is_taken_out(motion):
 
 def test_only_the_path_across_the_floor_moves(motion):
     contacts = features.foot_contacts(motion) > 0.5
-    planted = planting.plant_feet(_glide(motion), contacts)
     glided = _glide(motion)
+    planted = planting.plant_feet(glided, contacts)
     assert np.array_equal(planted[..., 1], glided[..., 1])  # heights: no foot lifted, none pushed into the floor
     relative = lambda j: j - j[:, :1]
     assert np.allclose(relative(planted), relative(glided), atol=1e-12)  # the pose itself is untouched
@@ -58,7 +60,7 @@ def test_no_contact_no_change(motion):
 def test_the_pipeline_plants_generated_feet_and_keeps_keys(tiny_checkpoint, motion):
     pipeline = Pipeline(tiny_checkpoint, device="cpu")
     request = MotionRequest(text="a person walks forward.", frames=40, samples=2, seed=1)
-    free, planted = pipeline.generate(replace_plant(request, False)), pipeline.generate(request)
+    free, planted = pipeline.generate(replace(request, plant_feet=False)), pipeline.generate(request)
     assert planted.meta["plant_feet"] and not free.meta["plant_feet"]
     relative = lambda j: j - j[..., :1, :] * np.array([1.0, 0.0, 1.0])
     assert np.allclose(relative(planted.joints), relative(free.joints), atol=1e-5)
@@ -66,12 +68,6 @@ def test_the_pipeline_plants_generated_feet_and_keeps_keys(tiny_checkpoint, moti
     # Continuation: frames up to the last key are the same either way, the keys are met exactly.
     keys = keyframes.Keyframes.full_poses(np.arange(10), motion[:10])
     keyed = MotionRequest(frames=40, samples=1, keys=keys, seed=1)
-    free, planted = pipeline.generate(replace_plant(keyed, False)), pipeline.generate(keyed)
+    free, planted = pipeline.generate(replace(keyed, plant_feet=False)), pipeline.generate(keyed)
     assert np.array_equal(planted.joints[0, :10], free.joints[0, :10])
     assert not np.allclose(planted.joints[0, 10:], free.joints[0, 10:])
-
-
-def replace_plant(request, plant_feet):
-    from dataclasses import replace
-
-    return replace(request, plant_feet=plant_feet)
