@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from backend import features, keyframes, metrics, planting
-from backend.pipeline import MotionRequest, Pipeline
+from backend.pipeline import MotionRequest, Pipeline, on_reference_skeleton
 from conftest import HUMANML_SAMPLE_DIR
 
 
@@ -70,4 +70,5 @@ def test_the_pipeline_plants_generated_feet_and_keeps_keys(tiny_checkpoint, moti
     keyed = MotionRequest(frames=40, samples=1, keys=keys, seed=1)
     free, planted = pipeline.generate(replace(keyed, plant_feet=False)), pipeline.generate(keyed)
     assert np.array_equal(planted.joints[0, :10], free.joints[0, :10])
+    assert np.abs(planted.joints[0, :10] - on_reference_skeleton(keys).joints).max() < 1e-5
     assert not np.allclose(planted.joints[0, 10:], free.joints[0, 10:])
