@@ -71,33 +71,57 @@ class MotionClassifier(nn.Module):
 
 @dataclass
 class LabelledClips:
-    """Whole clips (T, 22, 3) with their category; the classifier is trained on crops of them."""
+    """Whole clips (T, 22, 3) with their category; the classifier is trained on crops of them. `acting` holds, per
+    clip, the (T,) frames that show the category's action, or None when the whole clip does (real clips)."""
 
     joints: list
     categories: list
+    acting: list
+
+
+# A procedural crop shows its clip's action when at least this share of its frames do; one with no acting frame is
+# someone standing, an idle crop; one in between is ambiguous and not used.
+ACTING_SHARE = 0.5
+STANDING_CATEGORY = "idle"
 
 
 def procedural_clips(per_category, max_frames, rng: np.random.Generator) -> LabelledClips:
     """`per_category` procedural clips of every procedural category (their generators' names are categories)."""
-    clips = LabelledClips([], [])
+    clips = LabelledClips([], [], [])
     for category in procedural.GENERATORS:
         for _ in range(per_category):
-            clips.joints.append(procedural.generate(category, rng, max_frames).joints)
+            clip = procedural.generate(category, rng, max_frames)
+            clips.joints.append(clip.joints)
             clips.categories.append(category)
+            clips.acting.append(clip.acting)
     return clips
 
 
+def crop_label(category, acting):
+    """The category a crop teaches, from its frames' `acting` flags (None: all acting); None = leave it out.
+
+    Procedural crouch, sit, turn and wave clips start and end standing still; labelled with their clip's category,
+    those crops would teach that standing still is crouching."""
+    share = 1.0 if acting is None else float(np.mean(acting))
+    if share >= ACTING_SHARE:
+        return category
+    return STANDING_CATEGORY if share == 0 else None
+
+
 def crops(clips: LabelledClips, stride, window=WINDOW):
-    """(x (N, C, window-1) float32, y (N,) int, categories): canonical crops every `stride` frames, each clip also
-    mirrored left/right (the categories do not depend on the side); clips shorter than `window` give none, so
-    `categories` lists only the categories that have crops."""
+    """(x (N, C, window-1) float32, y (N,) int, categories): canonical crops every `stride` frames labelled by
+    `crop_label`, each also mirrored left/right (the categories do not depend on the side); clips shorter than
+    `window` give none, so `categories` lists only the categories that have crops."""
     xs, labels = [], []
-    for joints, category in zip(clips.joints, clips.categories):
+    for joints, category, acting in zip(clips.joints, clips.categories, clips.acting):
         for start in range(0, len(joints) - window + 1, stride):
+            label = crop_label(category, None if acting is None else acting[start:start + window])
+            if label is None:
+                continue
             crop = joints[start:start + window]
             for version in (crop, features.mirror_joints(crop)):
                 xs.append(motion_channels(features.canonicalize(version)))
-                labels.append(category)
+                labels.append(label)
     if not xs:
         raise UserError(f"no classifier training clip is at least {window} frames long")
     categories = sorted(set(labels))

@@ -160,10 +160,15 @@ class TrainingSet:
     def __len__(self):
         return len(self.dataset)
 
-    @property
-    def probabilities(self):
-        """(W,) window sampling probabilities: each sequence in proportion to its duration (`Dataset.weight`)."""
-        return self.dataset.weight / self.dataset.weight.sum()
+    def probabilities(self, category_power=1.0):
+        """(W,) window sampling probabilities. Within a category each sequence is drawn in proportion to its
+        duration (`Dataset.weight`); each category's share of the draws is its duration ** `category_power`
+        (1: as recorded, 0: every category alike), so a category with one short clip is not drowned out."""
+        weight = self.dataset.weight
+        if category_power != 1.0:  # (at 1 the float32 weights as they are: the shipped model's exact draws)
+            duration = np.bincount(self.dataset.category, weights=weight)  # per category, in weight units
+            weight = weight * duration[self.dataset.category] ** (category_power - 1)
+        return weight / weight.sum()
 
     def window(self, i):
         """(L, 263) float32 z-scored features of window i."""
@@ -288,7 +293,8 @@ def level_floor(joints):
 
 def load_joints(row):
     """A CMU index row -> ((T, 22, 3) joints at 20 fps, floor tilt removed in degrees or None), read the way the
-    training data reads it: T-pose (and Daz blend-in) frames skipped (`mocap.read_index` counts them), floor levelled."""
+    training data reads it: T-pose (and Daz blend-in) frames skipped (`mocap.read_index` counts them), floor
+    levelled."""
     return level_floor(load_clip(row.path, fps=row.fps, skip=row.tpose_frames, family=row.family).joints)
 
 

@@ -17,7 +17,8 @@ walks) is one window of its own length.
    supports ("<method>_*") and L2P for linear interpolation of joint positions ("linear_l2p").
 3. Adherence: a small classifier (`backend.classifier`) trained at evaluation time, with the evaluation seed, on
    crops of the real training clips (`data.training_rows` of the classifier folder, by default the data folder:
-   split `train`, no iClone) plus procedural clips, never on generated motion. It labels the motions
+   split `train`, no iClone) plus procedural clips, never on generated motion; a procedural crop that only
+   stands (before or after its clip's action) is taught as idle (`classifier.crop_label`). It labels the motions
    generated from each category's held-out paraphrases (`captions.heldout_captions`).
 
 JSON (stdout with --json, metrics.json under --out), all distances in metres, jitter in m/s^3:
@@ -71,7 +72,7 @@ class EvalOptions:
     frames: int = 0  # window and generated length; 0 = the model's longest, at most skeleton.MAX_FRAMES
     gaps: tuple = GAPS
     methods: tuple | None = None  # in-betweening methods; None = every one the model supports
-    prompts_per_category: int = 3
+    prompts_per_category: int = 5
     guidance: float = 2.5  # classifier-free guidance of the text generations (in-betweening runs unprompted)
     classifier_steps: int = 1500
     classifier_data: str | None = None  # mocap folder whose train rows teach the classifier; None = the data folder
@@ -265,6 +266,7 @@ def classifier_training_clips(mocap_dir, options, log):
             continue
         clips.joints.append(data.load_joints(row)[0])
         clips.categories.append(category)
+        clips.acting.append(None)
     return clips
 
 

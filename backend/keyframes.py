@@ -10,8 +10,9 @@ at once), plus the root path: the keyed root's x, z and heading in the first key
 its pelvis, facing +Z). Velocities, rotations and contacts need neighbouring frames, so they are never given: at
 inference an isolated key has positions only. Between two keys that fix a channel, its linear interpolation fills
 the frames (the mask stays True only at the keys), so the network learns how motion departs from straight-line
-interpolation rather than having to carry isolated keys across the gap first. The generated clip comes out in its own canonical frame (frame 0 at
-the origin facing +Z) and is mapped onto the keys afterwards (`place_on_keys`).
+interpolation rather than having to carry isolated keys across the gap first. The generated clip comes out in
+its own canonical frame (frame 0 at the origin facing +Z) and is mapped onto the keys afterwards
+(`place_on_keys`).
 """
 from dataclasses import dataclass
 

@@ -16,7 +16,8 @@ from .checkpoints import LoadedModel, load_checkpoint
 from .device import pick_device
 from .diffusion import make_schedule
 from .errors import UserError
-from .inpainting import anchor_root, denormalize, keyframe_inpainting, reconstruction_guidance, replace_x0, sample_repaint
+from .inpainting import (anchor_root, denormalize, keyframe_inpainting, reconstruction_guidance, replace_x0,
+                         sample_repaint)
 from .samplers import gaussian_noise, model_denoiser, sample_ddim, sample_ddpm
 
 SAMPLERS = ("ddpm", "ddim")

@@ -64,6 +64,7 @@ class ProceduralClip:
     joints: np.ndarray  # (T, 22, 3) metres, Y-up, 20 fps
     description: str  # in the words `captions.describe` parses ("turn left in place", ...)
     planted: np.ndarray  # (T, 2) bool: the left / right foot is planted (held exactly still) at this frame
+    acting: np.ndarray  # (T,) bool: the frame shows the category's action; the others only stand (as idle does)
 
 
 @dataclass
@@ -244,10 +245,11 @@ def stand(rng, frames, sway=1.0):
     return Body(root, rotations, ankles, foot_yaw, toe_pitch, planted)
 
 
-def finish(body, description):
-    """Fit the pelvis height to the legs and pose the body."""
+def finish(body, description, acting=None):
+    """Fit the pelvis height to the legs and pose the body; `acting` (T,) marks the action's frames (None: all)."""
     lower_to_reach(body)
-    return ProceduralClip(pose(body), description, body.planted.T.copy())
+    acting = np.ones(len(body.root), dtype=bool) if acting is None else acting
+    return ProceduralClip(pose(body), description, body.planted.T.copy(), acting)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -295,7 +297,7 @@ def turn(rng, max_frames):
     body.root += rot.qrot(about("y", yaw), np.stack([shift, np.zeros(frames), np.zeros(frames)], -1))
     body.root[:, 1] -= rng.uniform(0.005, 0.02) * lifted.sum(0)
     body.rotations[0] = compose(about("y", yaw), body.rotations[0])
-    return finish(body, f"turn {SIDE_NAMES[side]} in place")
+    return finish(body, f"turn {SIDE_NAMES[side]} in place", (t > times[1]) & (t < times[-2]))
 
 
 def wave(rng, max_frames):
@@ -316,7 +318,7 @@ def wave(rng, max_frames):
     body.rotations[FOREARM[side]] = compose(about("z", sign * (bend * raised + swing * waving)),
                                             body.rotations[FOREARM[side]])
     body.rotations[HEAD] = compose(about("y", sign * np.radians(rng.uniform(0, 15)) * raised), body.rotations[HEAD])
-    return finish(body, f"wave {SIDE_NAMES[side]} hand")
+    return finish(body, f"wave {SIDE_NAMES[side]} hand", raised > 0)
 
 
 def _lower_and_rise(rng, max_frames, hold):
@@ -338,7 +340,7 @@ def crouch(rng, max_frames):
     arms_forward = np.radians(rng.uniform(30, 70)) * down
     for side in (LEFT, RIGHT):
         body.rotations[UPPER_ARM[side]] = compose(about("x", -arms_forward), body.rotations[UPPER_ARM[side]])
-    return finish(body, "crouch down and stand up")
+    return finish(body, "crouch down and stand up", down > 0)
 
 
 def sit(rng, max_frames):
@@ -357,7 +359,7 @@ def sit(rng, max_frames):
     for side in (LEFT, RIGHT):
         body.rotations[UPPER_ARM[side]] = compose(about("x", -hands_on_thighs), body.rotations[UPPER_ARM[side]])
         body.rotations[FOREARM[side]] = compose(about("x", -1.2 * hands_on_thighs), body.rotations[FOREARM[side]])
-    return finish(body, "sit down and stand up")
+    return finish(body, "sit down and stand up", seated > 0)
 
 
 GENERATORS = {"idle": idle, "turn": turn, "wave": wave, "crouch": crouch, "sit": sit}

@@ -1,9 +1,10 @@
 """`python -m backend train --config CONFIG.json`: train an MDM denoiser on prepared data (see `backend/data.py`).
 
-AdamW with warm-up and cosine decay, gradient clipping, an EMA copy of the weights (what ships), a tqdm bar with the
-loss, periodic resumable checkpoints and a fixed seed. Every step's randomness (batch, noise, timesteps, condition
-dropout, keyframe patterns, dropout) is derived from (seed, rank, step), so a resumed run continues bit for bit
-where it stopped. The same command runs data-parallel under `torchrun` (gloo on CPU, NCCL on GPUs).
+The loss is MDM's x0 MSE, plus optionally its foot-contact term (`backend.losses`). AdamW with warm-up and cosine
+decay, gradient clipping, an EMA copy of the weights (what ships), a tqdm bar with the loss, periodic resumable
+checkpoints and a fixed seed. Every step's randomness (batch, noise, timesteps, condition dropout, keyframe
+patterns, dropout) is derived from (seed, rank, step), so a resumed run continues bit for bit where it stopped.
+The same command runs data-parallel under `torchrun` (gloo on CPU, NCCL on GPUs).
 Never imported by the runtime path.
 """
 import json
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import keyframes
+from . import keyframes, losses, skeleton
 from .checkpoints import save_folder
 from .data import TrainingSet
 from .diffusion import make_schedule, q_sample
@@ -39,6 +40,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     keyframe_training: bool = True  # sample CondMDI-style keyframe patterns (keyframes.TRAINING_PATTERNS)
+    category_power: float = 1.0  # each category's share of the batches ~ its duration ** this (TrainingSet)
+    # Weight of `losses.foot_contact` beside the x0 MSE (0 = MDM's plain loss), times each window's alpha_bar_t:
+    # where noise hides when the feet are down, matching the data's steps would teach feet that never move.
+    foot_contact_weight: float = 0.0
     seed: int = 0
     checkpoint_every: int = 500
     threads: int = 0  # torch intra-op threads; 0 = torch's default
@@ -68,9 +73,10 @@ def step_seed(cfg: TrainConfig, rank: int, step: int) -> int:
     return (cfg.seed * 1_000_003 + rank * 7_919 + step) % (2**63)
 
 
-def make_batch(data: TrainingSet, cfg: TrainConfig, mdm_cfg: MDMConfig, rng: np.random.Generator):
-    """Sample a batch: normalised features [B, 263, 1, F], valid-frame mask, text embeddings, keyframe channels."""
-    idx = rng.choice(len(data), size=cfg.batch_size, p=data.probabilities)  # each clip weighted by its duration
+def make_batch(data: TrainingSet, cfg: TrainConfig, mdm_cfg: MDMConfig, rng: np.random.Generator, probabilities):
+    """Sample a batch: normalised features [B, 263, 1, F], valid-frame mask, text embeddings, keyframe channels;
+    windows are drawn with `probabilities` (`TrainingSet.probabilities`)."""
+    idx = rng.choice(len(data), size=cfg.batch_size, p=probabilities)
     windows = [data.window(i) for i in idx]  # each (L_i, 263), normalised
     frames = max(len(w) for w in windows)
     x0 = np.zeros((cfg.batch_size, frames, mdm_cfg.njoints), dtype=np.float32)
@@ -157,6 +163,10 @@ def train(cfg: TrainConfig, stop_after=None, log=print):
         start, elapsed = state["step"], state["elapsed_s"]
         log(f"resumed from step {start}")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    probabilities = data.probabilities(cfg.category_power)
+    # Feature Mean/Std, and the typical joint step (the velocity block's Std, m/frame) the foot loss is scaled by.
+    stats = (torch.from_numpy(data.mean).to(device), torch.from_numpy(data.std).to(device),
+             float(data.std[skeleton.VEL].mean()))
 
     from tqdm import tqdm
 
@@ -167,13 +177,16 @@ def train(cfg: TrainConfig, stop_after=None, log=print):
         seed = step_seed(cfg, rank, step)
         rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)  # dropout
-        x0, cond = make_batch(data, cfg, mdm_cfg, rng)
+        x0, cond = make_batch(data, cfg, mdm_cfg, rng, probabilities)
         x0, cond = x0.to(device), {k: v.to(device) for k, v in cond.items()}
         t = torch.randint(0, schedule.num_steps, (len(x0),), generator=gen).to(device)
         noise = torch.randn(x0.shape, generator=gen).to(device)
         x0_hat = net(q_sample(schedule, x0, t, noise), schedule.timestep_map.to(device)[t], cond)
-        valid = cond["frame_mask"][:, None, None, :].to(x0.dtype)  # [B, 1, 1, F]
-        loss = ((x0_hat - x0) ** 2 * valid).sum() / (valid.sum() * x0.shape[1])  # MSE on x0 over real frames
+        loss = losses.x0_mse(x0_hat, x0, cond["frame_mask"])
+        if cfg.foot_contact_weight:
+            signal = schedule.alpha_bar.to(device)[t].to(x0.dtype)  # [B]
+            loss = loss + cfg.foot_contact_weight * losses.foot_contact(x0_hat, x0, cond["frame_mask"], *stats,
+                                                                        sample_weight=signal)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
         optimizer.zero_grad(set_to_none=True)

@@ -233,11 +233,12 @@ def test_inbetween_job_ticks_stay_short(addon, kind):
     """The modal path: the job ticked as the window timer would, retargeting on a worker thread, only the
     F-curve writes on the main thread."""
     import bpy
-    from test_addon_jobs import TICK_TARGET_S, tick_to_end
+    from test_addon_jobs import TICK_CPU_BOUND_S, tick_to_end
     use(addon, kind)
     keyed_metarig()
     job = addon.operators.inbetween_job(bpy.context, frame_start=1, frame_end=45)  # 44 frames: 37 at 20 fps
     tick_to_end(job)
     assert job.state == "done" and "4 keys" in job.message, job.message
-    print(f"\n[{kind}] in-between: longest main-thread tick {job.longest_tick_s * 1000:.1f} ms ({job.ticks} ticks)")
-    assert job.longest_tick_s < 2.5 * TICK_TARGET_S
+    print(f"\n[{kind}] in-between: longest main-thread tick {job.longest_tick_s * 1000:.1f} ms wall, "
+          f"{job.longest_tick_cpu_s * 1000:.1f} ms CPU ({job.ticks} ticks)")
+    assert job.longest_tick_cpu_s < TICK_CPU_BOUND_S  # CPU time: load inflates it far less than wall time

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.blender
 
 TRANSPORTS = ("IN_PROCESS", "SUBPROCESS")
 TICK_TARGET_S = 0.02
+TICK_CPU_BOUND_S = 1.5 * TICK_TARGET_S  # what a test asserts (see test_modal_ticks_stay_short_and_report_progress)
 
 
 def needs_torch_here(kind):
@@ -140,8 +141,11 @@ def test_modal_ticks_stay_short_and_report_progress(addon, kind):
     assert (job.done_steps, job.total_steps, job.progress) == (steps, steps, 1.0)
     assert len(scene.mdm.motions) == 3 and scene.mdm.target.animation_data.action is not None
     print(f"\n[{kind}] longest main-thread tick over a whole generation + bake: {job.longest_tick_s * 1000:.1f} ms "
-          f"({job.ticks} ticks)")
-    assert job.longest_tick_s < 2.5 * TICK_TARGET_S  # headroom for a loaded test machine; reported above
+          f"wall, {job.longest_tick_cpu_s * 1000:.1f} ms CPU ({job.ticks} ticks)")
+    # The main thread's CPU time, which other processes on a busy test machine do not inflate the way they inflate
+    # its wall time (docs/benchmarks.md reports that, measured on a quiet machine); 1.5x for cache and clock
+    # effects a loaded machine still has (18.5 ms CPU against 49 ms wall once, beside a training run).
+    assert job.longest_tick_cpu_s < TICK_CPU_BOUND_S
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)

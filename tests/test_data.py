@@ -164,7 +164,22 @@ def test_training_set_gives_normalised_windows_joints_and_model_settings(prepare
     config = MDMConfig(**training.model_defaults())
     assert (config.njoints, config.cond_dim, config.mask_frames) == (skeleton.FEATURE_DIM, 384, True)
     assert training.meta()["frames"] == {"fps": skeleton.FPS, "min_frames": MIN_LENGTH, "max_frames": WINDOW}
-    assert training.probabilities.sum() == pytest.approx(1.0)
+
+
+def test_sampling_tempers_each_categorys_share(prepared):
+    """Power 1 draws windows by duration; power 0 gives every category the same share, and within a category
+    the windows keep their duration ratios."""
+    training = data.TrainingSet(prepared)
+    category, weight = training.dataset.category, training.dataset.weight.astype(np.float64)
+    by_duration = training.probabilities(1.0)
+    np.testing.assert_allclose(by_duration, weight / weight.sum())
+    equal = training.probabilities(0.0)
+    shares = np.bincount(category, weights=equal)[np.unique(category)]
+    assert len(shares) > 1
+    np.testing.assert_allclose(shares, 1 / len(shares))
+    np.testing.assert_allclose(equal.sum(), 1.0)
+    first = category == category[0]
+    np.testing.assert_allclose(equal[first] / equal[first].sum(), weight[first] / weight[first].sum())
 
 
 @pytest.mark.slow

@@ -87,6 +87,23 @@ def test_classifier_tells_procedural_categories_apart():
     assert accuracy >= 0.6
 
 
+def test_standing_crops_of_procedural_actions_teach_idle():
+    """A crouch clip's standing start and end are idle crops, its crouching middle crouch crops, the crops that are
+    partly both are left out; a real clip (acting None) is its category throughout."""
+    assert classifier.crop_label("crouch", None) == "crouch"
+    assert classifier.crop_label("crouch", np.ones(20, bool)) == "crouch"
+    assert classifier.crop_label("crouch", np.zeros(20, bool)) == "idle"
+    assert classifier.crop_label("crouch", np.arange(20) < 5) is None
+    crouch = procedural.generate("crouch", np.random.default_rng(0), 200)
+    acting = np.arange(len(crouch.joints)) >= 40  # 40 standing frames, then the action
+    _, labels, categories = classifier.crops(classifier.LabelledClips([crouch.joints], ["crouch"], [acting]), 5)
+    # Crops start every 5 frames and are 20 long: starts 0-20 stand (idle), 25 is a quarter acting (left out),
+    # 30 on act at least half (crouch); every crop also comes mirrored.
+    crouching = len(range(30, len(crouch.joints) - classifier.WINDOW + 1, 5))
+    assert categories == ["crouch", "idle"]
+    assert np.bincount(labels).tolist() == [2 * crouching, 2 * 5]
+
+
 def test_adherence_prompts_are_held_out_paraphrases():
     prompts = evaluate.adherence_prompts(("walk", "wave"), 3)
     assert [c for c, _ in prompts] == ["walk"] * 3 + ["wave"] * 3

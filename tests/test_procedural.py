@@ -87,3 +87,22 @@ def test_crouch_and_sit_go_down_and_come_back_up(category, low, high, seed):
     assert abs(pelvis[-1, 1] - pelvis[0, 1]) < 0.02
     if category == "sit":  # the pelvis goes back onto the (invisible) seat
         assert pelvis[:, 2].min() < pelvis[0, 2] - 0.2
+
+
+@pytest.mark.parametrize("category", ["turn", "wave", "crouch", "sit"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_acting_frames_hold_the_action_and_the_rest_stands(category, seed):
+    """`acting` is what the adherence classifier labels by: before and after it the body only stands (joints
+    within sway of the segment's end frame), during it the action moves some joint by more than 15 cm."""
+    made = clip(category, seed)
+    j, acting = made.joints, made.acting
+    first, last = np.flatnonzero(acting)[[0, -1]]
+    assert 0 < first and last < len(j) - 1  # stands at both ends
+    assert acting[first:last + 1].all()
+    for segment, anchor in ((j[:first], j[0]), (j[last + 1:], j[-1])):
+        assert np.linalg.norm(segment - anchor, axis=-1).max() < 0.06
+    assert np.linalg.norm(j[first:last + 1] - j[0], axis=-1).max() > 0.15
+
+
+def test_idle_acts_throughout():
+    assert clip("idle", 0).acting.all()

@@ -40,7 +40,8 @@ def _train(config, *extra, launcher=(sys.executable, "-m", "backend")):
 
 
 def test_resume_continues_bit_for_bit(tmp_path, data_dir):
-    straight = _config(tmp_path, data_dir, "straight")
+    # With every training option the embedded config uses: tempered categories and the foot-contact loss.
+    straight = _config(tmp_path, data_dir, "straight", category_power=0.5, foot_contact_weight=0.1)
     _train(straight)
     resumed = _config(tmp_path, data_dir, "resumed")
     shutil.copy(straight, resumed)  # the same config, another out_dir

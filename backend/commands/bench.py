@@ -3,7 +3,8 @@
 
 def add_arguments(parser):
     parser.add_argument("--frames", default="120,196",
-                        help="comma-separated clip lengths for the full-size model ('' measures the embedded model only)")
+                        help="comma-separated clip lengths for the full-size model "
+                             "('' measures the embedded model only)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5, help="timings per figure (the median is reported)")
     parser.add_argument("--official-steps-timed", type=int, default=50,

@@ -18,7 +18,7 @@ def add_arguments(parser):
     parser.add_argument("--gaps", type=int, nargs="+", help="key gaps in frames (default 5 10 20 40)")
     parser.add_argument("--methods", nargs="+",
                         help="in-betweening methods besides the model's default (default: all it supports)")
-    parser.add_argument("--prompts-per-category", type=int, help="held-out prompts per category (default 3)")
+    parser.add_argument("--prompts-per-category", type=int, help="held-out prompts per category (default 5)")
     parser.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0,

@@ -5,7 +5,8 @@ from pathlib import Path
 def add_arguments(parser):
     parser.add_argument("--checkpoint", help="model folder or official .pt (default: the embedded model)")
     parser.add_argument("--keys", required=True,
-                        help=".npz with `frames` (K,) int and `joints` (K,22,3) metres Y-up; optional `joint_mask` (K,22)")
+                        help=".npz with `frames` (K,) int and `joints` (K,22,3) metres Y-up; "
+                             "optional `joint_mask` (K,22)")
     parser.add_argument("--frames", type=int, default=0, help="clip length (default: last key + 1)")
     parser.add_argument("--text", default="", help="optional prompt for the frames between the keys")
     parser.add_argument("--method", default="auto", help="auto, keyframe, x0_replace, repaint or guidance")

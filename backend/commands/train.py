@@ -6,7 +6,8 @@ def add_arguments(parser):
     parser.add_argument("--data-dir", help="override the config's prepared-data folder")
     parser.add_argument("--out-dir", help="override the config's output folder")
     parser.add_argument("--steps", type=int, help="override the number of steps")
-    parser.add_argument("--stop-after", type=int, help="end this run after N steps (resume later with the same command)")
+    parser.add_argument("--stop-after", type=int,
+                        help="end this run after N steps (resume later with the same command)")
 
 
 def run(args):
