@@ -43,7 +43,6 @@ FORMAT_VERSION = 1
 EXCLUDED_FOLDERS = ("iclone",)
 MIRRORED_SUFFIX = "#mirrored"
 # Floor levelling (`level_floor`).
-FOOT_JOINTS = skeleton.LEFT_FOOT_JOINTS + skeleton.RIGHT_FOOT_JOINTS
 RESTING_STEP = 0.015  # m per frame at 20 fps (0.3 m/s): a foot joint this slow rests on something
 NEAR_LOWEST = 0.03  # m: only foot joints this close to the frame's lowest one are on the floor
 PLANE_TOLERANCE = 0.02  # m: contacts further from the fitted floor are outliers (a step, a bar)
@@ -268,7 +267,7 @@ def level_floor(joints):
     resting foot joints by least squares, the slopes regularised towards level (ridge, `LEVEL_PRIOR`) and contacts
     off the plane dropped. None (clip unchanged): too few resting feet (short runs) or no plausible floor tilt.
     """
-    feet = joints[:, FOOT_JOINTS]  # (T, 4, 3)
+    feet = joints[:, skeleton.CONTACT_JOINTS]  # (T, 4, 3)
     step = np.linalg.norm(np.diff(feet, axis=0), axis=-1)  # (T-1, 4)
     lowest = feet[:-1, :, 1].min(axis=1, keepdims=True)
     contacts = feet[:-1][(step < RESTING_STEP) & (feet[:-1, :, 1] < lowest + NEAR_LOWEST)]  # (N, 3)

@@ -199,7 +199,7 @@ def foot_contacts(positions, threshold=skeleton.FOOT_CONTACT_VELOCITY_THRESHOLD)
 
     Columns: left ankle, left foot, right ankle, right foot. Velocity only (the official height test is disabled).
     """
-    feet = np.array(skeleton.LEFT_FOOT_JOINTS + skeleton.RIGHT_FOOT_JOINTS)
+    feet = np.array(skeleton.CONTACT_JOINTS)
     squared_step = ((positions[1:, feet] - positions[:-1, feet]) ** 2).sum(-1)
     return (squared_step < threshold).astype(positions.dtype)
 

@@ -13,7 +13,6 @@
 import torch
 
 from . import skeleton
-from .planting import CONTACT_JOINTS
 
 
 def x0_mse(x0_hat, x0, valid):
@@ -50,7 +49,7 @@ def foot_contact(x0_hat, x0, valid, mean, std, scale, sample_weight=None):
     (None: 1); x0 [B, 263, 1, F] z-scored, `mean`/`std` (263,) tensors, valid [B, F] bool."""
     def joints(x):  # [B, 263, 1, F] z-scored -> [B, F, 4, 3] contact joints
         raw = x[:, :, 0].transpose(1, 2) * std + mean  # [B, F, 263]
-        return joints_from_features(raw)[..., CONTACT_JOINTS, :]
+        return joints_from_features(raw)[..., skeleton.CONTACT_JOINTS, :]
 
     step_hat, step = torch.diff(joints(x0_hat), dim=1), torch.diff(joints(x0), dim=1)  # [B, F-1, 4, 3]
     contact = x0[:, skeleton.CONTACT, 0, :-1].transpose(1, 2) * std[skeleton.CONTACT] + mean[skeleton.CONTACT]

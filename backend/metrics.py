@@ -7,7 +7,6 @@ import numpy as np
 from . import skeleton
 
 SKATE_FEET = (skeleton.JOINT_INDEX["left_foot"], skeleton.JOINT_INDEX["right_foot"])  # joints 10 and 11
-FOOT_JOINTS = skeleton.LEFT_FOOT_JOINTS + skeleton.RIGHT_FOOT_JOINTS
 CONTACT_HEIGHT = 0.05  # metres
 SKATE_SPEED = 0.5  # metres per second
 SKATE_WINDOW = 5  # frames of the moving average
@@ -48,13 +47,13 @@ def root_speed(joints, fps=skeleton.FPS):
 
 def penetration(joints):
     """Mean depth below the floor (y = 0) of the foot joints (ankles and toes), 0 where above (metres)."""
-    return float(np.maximum(-np.asarray(joints)[:, FOOT_JOINTS, 1], 0).mean())
+    return float(np.maximum(-np.asarray(joints)[:, skeleton.CONTACT_JOINTS, 1], 0).mean())
 
 
 def floating(joints, contacts):
     """Mean height of the lowest foot joint over the frames where any contact label (T, 4) is on (metres)."""
     on = np.asarray(contacts).astype(bool).any(axis=1)
-    lowest = np.asarray(joints)[:, FOOT_JOINTS, 1].min(axis=1)
+    lowest = np.asarray(joints)[:, skeleton.CONTACT_JOINTS, 1].min(axis=1)
     return float(lowest[on].mean()) if on.any() else 0.0
 
 

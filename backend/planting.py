@@ -12,7 +12,6 @@ import numpy as np
 from . import skeleton
 from .features import gaussian_filter1d
 
-CONTACT_JOINTS = skeleton.LEFT_FOOT_JOINTS + skeleton.RIGHT_FOOT_JOINTS  # the order of the features' contact block
 # Metres per frame (0.2 m/s at 20 fps) of a planted foot's step that are left alone: a real planted foot rolls from
 # heel to toe by about this much, and correcting it too adds up to a drift (on the real eval clips' 6-s windows the
 # root then strays 23 cm at most, on average; 7 cm with the roll left alone). Steps above it are what glides.
@@ -37,7 +36,7 @@ def plant_feet(joints, contacts, start=0, roll=ROLL, sigma=SMOOTHING):
     splits the difference) beyond `roll`, smoothed over `sigma` frames, and accumulated into the root's path.
     """
     joints = np.array(joints, dtype=np.float64)
-    steps = np.diff(joints[:, CONTACT_JOINTS][..., [0, 2]], axis=0)  # (T-1, 4, 2)
+    steps = np.diff(joints[:, skeleton.CONTACT_JOINTS][..., [0, 2]], axis=0)  # (T-1, 4, 2)
     weight = np.asarray(contacts, dtype=np.float64)  # (T-1, 4)
     slide = (weight[..., None] * steps).sum(1) / np.maximum(weight.sum(1), 1.0)[:, None]  # (T-1, 2)
     length = np.linalg.norm(slide, axis=-1, keepdims=True)

@@ -53,6 +53,7 @@ LEG_SCALE_JOINTS = (5, 8)
 FACE_JOINTS = (2, 1, 17, 16)
 LEFT_FOOT_JOINTS = (7, 10)  # ankle, toe: the two left contact labels
 RIGHT_FOOT_JOINTS = (8, 11)
+CONTACT_JOINTS = LEFT_FOOT_JOINTS + RIGHT_FOOT_JOINTS  # the order of the features' contact block (CONTACT)
 FOOT_CONTACT_VELOCITY_THRESHOLD = 0.002  # squared per-frame displacement (m^2) below which a foot is in contact
 LOWER_BODY_JOINTS = (0, 1, 2, 4, 5, 7, 8, 10, 11)  # kept by the official "upper body" edit mode
 

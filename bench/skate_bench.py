@@ -18,7 +18,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import blender_util  # noqa: E402  (tests/ helpers: real rigs)
 import test_retarget_blender as real_rigs  # noqa: E402
-from backend import bone_maps, metrics, mocap  # noqa: E402
+from backend import bone_maps, metrics, mocap, skeleton  # noqa: E402
 from backend.retarget import retarget, to_motion_frame  # noqa: E402
 from conftest import MOCAP_DIR  # noqa: E402
 
@@ -34,7 +34,7 @@ def clips():
             seen.add(clip.path)
             joints[clip.path.stem] = mocap.load_clip(clip.path, fps=clip.fps, skip=clip.tpose_frames,
                                                      family=clip.family).joints
-    return {name: j - [0, j[:, metrics.FOOT_JOINTS, 1].min(), 0] for name, j in joints.items()}
+    return {name: j - [0, j[:, skeleton.CONTACT_JOINTS, 1].min(), 0] for name, j in joints.items()}
 
 
 def retargeted(make_rig, motion):

@@ -75,7 +75,7 @@ def test_windows_cover_the_sequence_with_requested_lengths():
 
 def floor_spread(joints):
     """How much the per-frame lowest foot joint wanders in height (m): ~0 on a level floor."""
-    lowest = joints[:, list(data.FOOT_JOINTS), 1].min(axis=1)
+    lowest = joints[:, list(skeleton.CONTACT_JOINTS), 1].min(axis=1)
     return np.percentile(lowest, 90) - np.percentile(lowest, 5)
 
 

@@ -20,7 +20,7 @@ ARM_ANGLES = {"T": 0.0, "A": 45.0, "N": 85.0}  # degrees below horizontal
 def motion():
     """A real CMU clip (subject 135 front kicks: steps, kicks, arm swings) on the 22 joints, 10 s at 20 fps."""
     joints = load_clip(MOCAP_DIR / "acrnn" / "martial" / "04.bvh", fps=120, skip=4).joints[:200]
-    return joints - [0, joints[:, metrics.FOOT_JOINTS, 1].min(), 0]  # floor at y = 0, as in HumanML3D
+    return joints - [0, joints[:, skeleton.CONTACT_JOINTS, 1].min(), 0]  # floor at y = 0, as in HumanML3D
 
 
 def rest_joints(arm_angle, scale=1.0, lengths=skeleton.REFERENCE_BONE_LENGTHS):
@@ -208,7 +208,7 @@ def test_feet_keep_their_contacts_at_other_proportions(motion, proportions):
                                                  if proportions == "long shins"
                                                  else np.where(np.isin(np.arange(22), [3, 6, 9]), 0.6, 1.2))
     rig = make_rig(rest_joints(0.0, lengths=lengths))
-    feet = list(metrics.FOOT_JOINTS)
+    feet = list(skeleton.CONTACT_JOINTS)
     baked, unplanted = (to_motion_frame(r, r.joints) for r in (retarget(motion, rig, NAMES),
                                                                retarget(motion, rig, NAMES, plant_feet=False)))
     planted, plain, source = baked[:, feet], unplanted[:, feet], motion[:, feet]  # the source's floor: y = 0
@@ -317,7 +317,7 @@ def test_metrics_on_known_motions():
     cubic[..., 0] = (np.arange(T) / skeleton.FPS)[:, None] ** 3  # jerk 6 m/s^3 on every joint
     assert metrics.jitter(cubic) == pytest.approx(6.0, rel=1e-6)
     sunk = still.copy()
-    sunk[:, metrics.FOOT_JOINTS, 1] = -0.02
+    sunk[:, skeleton.CONTACT_JOINTS, 1] = -0.02
     assert metrics.penetration(sunk) == pytest.approx(0.02)
     assert metrics.bone_length_std(cubic).max() == pytest.approx(0.0, abs=1e-12)
     assert metrics.direction_error([1, 0, 0], [1, 1, 0]) == pytest.approx(45.0)

@@ -39,7 +39,7 @@ def read_rig(ob) -> RigDescription:
 def motion():
     """CMU subject 135's front kicks (steps, kicks, arm swings): 10 s at 20 fps, Y-up metres."""
     joints = load_clip(MOCAP_DIR / "acrnn" / "martial" / "04.bvh", fps=120, skip=4).joints[:200]
-    return joints - [0, joints[:, metrics.FOOT_JOINTS, 1].min(), 0]  # floor at y = 0, as in HumanML3D
+    return joints - [0, joints[:, skeleton.CONTACT_JOINTS, 1].min(), 0]  # floor at y = 0, as in HumanML3D
 
 
 def add_rig(name, bone_names, joints, rolls, world, rotation_mode):
