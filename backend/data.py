@@ -8,6 +8,11 @@ feature rows of one sequence. Because the root block holds velocities and the ot
 root's heading, such a slice is the window's own canonical motion: recovered, it starts at the origin facing +Z,
 standing on the clip's floor (a window in mid-air stays in mid-air, as it should).
 
+With `loop_runs` (prepare-data --loop-runs; off by default, the shipped model was trained without it), a short take
+of a cyclic motion (`LOOPED_CATEGORIES`: CMU's runs last about a second) also gives a looped pair: its best cycle
+repeated to a full window (`cycles`), so the model sees a run fill a whole clip. Looped sequences are recorded
+motion, counted apart from both the takes and the procedural motion.
+
 Files written to the output folder (all or none):
     dataset.npz   features (N, 263) float32, raw (not normalised): all sequences concatenated;
                   sequence_offsets (S+1,), sequence_source (S,): where each sequence starts, which clip it is;
@@ -18,7 +23,7 @@ Files written to the output folder (all or none):
                   what training sees is the share of frames in summary.json
     Mean.npy, Std.npy  (263,) float32 normalisation statistics, HumanML3D's recipe (`normalization`), over every
                   feature row of every sequence once (mirrored and procedural included, window overlap ignored)
-    summary.json  clip counts, minutes of real and procedural motion, per category, the settings used
+    summary.json  clip counts, minutes of real, looped and procedural motion, per category, the settings used
 """
 import json
 from dataclasses import dataclass, field
@@ -27,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from . import captions as cap
-from . import procedural, skeleton
+from . import cycles, procedural, skeleton
 from . import rotations as rot
 from .errors import UserError
 from .features import features_to_joints, joints_to_features, mirror_joints
@@ -42,6 +47,8 @@ FORMAT_VERSION = 1
 # The source of the iClone retargets states no licence (mocap README): tests only, never training data.
 EXCLUDED_FOLDERS = ("iclone",)
 MIRRORED_SUFFIX = "#mirrored"
+LOOPED_SUFFIX = "#looped"
+LOOPED_CATEGORIES = ("run",)
 # Floor levelling (`level_floor`).
 RESTING_STEP = 0.015  # m per frame at 20 fps (0.3 m/s): a foot joint this slow rests on something
 NEAR_LOWEST = 0.03  # m: only foot joints this close to the frame's lowest one are on the floor
@@ -77,12 +84,17 @@ class Sequence:
     features: np.ndarray  # (N, 263) float32
     captions: tuple
     category: str
-    source: str  # index path of the clip ("przestr/07_01.bvh") or "procedural/<category>/<k>"; MIRRORED_SUFFIX
+    source: str  # index path of the clip ("przestr/07_01.bvh") or "procedural/<category>/<k>"; LOOPED_SUFFIX,
+    # then MIRRORED_SUFFIX, mark the derived copies
     procedural: bool
 
     @property
     def mirrored(self):
         return self.source.endswith(MIRRORED_SUFFIX)
+
+    @property
+    def looped(self):
+        return LOOPED_SUFFIX in self.source
 
 
 @dataclass
@@ -297,10 +309,25 @@ def load_joints(row):
     return level_floor(load_clip(row.path, fps=row.fps, skip=row.tpose_frames, family=row.family).joints)
 
 
-def clip_sequences(row, mocap_dir):
-    """A CMU index row -> ((recorded, mirrored) sequences, floor tilt removed in degrees or None)."""
+def clip_sequences(row, mocap_dir, loop_frames=None):
+    """A CMU index row -> ((recorded, mirrored) sequences, plus with `loop_frames` a looped pair when the take is a
+    cyclic motion shorter than that many joint rows and a cycle joins cleanly; floor tilt removed in degrees or
+    None)."""
     joints, tilt = load_joints(row)
-    return mirrored_pair(joints, row.description, index_name(row, mocap_dir), False), tilt
+    name = index_name(row, mocap_dir)
+    sequences = mirrored_pair(joints, row.description, name, False)
+    if loop_frames and sequences[0].category in LOOPED_CATEGORIES and len(joints) < loop_frames:
+        sequences += looped_pair(joints, row.description, name + LOOPED_SUFFIX, loop_frames)
+    return sequences, tilt
+
+
+def looped_pair(joints, description, source, frames):
+    """The take's best cycle repeated to `frames` joint rows (`cycles`), as a mirrored pair; () when no cycle joins
+    within `cycles.MAX_SEAM_ERROR`."""
+    cycle = cycles.best_cycle(joints)
+    if cycle is None or cycle[2] > cycles.MAX_SEAM_ERROR:
+        return ()
+    return mirrored_pair(cycles.repeat_cycle(joints, cycle[0], cycle[1], frames), description, source, False)
 
 
 def procedural_sequences(target_rows, max_frames, seed_sequence):
@@ -396,24 +423,27 @@ def summarize(dataset, sequences, settings):
 
     rows = np.array([len(s.features) for s in sequences])
     is_procedural = np.array([s.procedural for s in sequences])
+    is_looped = np.array([s.looped for s in sequences])
     categories = {}
     for index, name in enumerate(dataset.category_names):
         members = [i for i, s in enumerate(sequences) if s.category == name]
         if members:
             categories[name] = {
-                "source_clips": sum(not sequences[i].mirrored for i in members),
+                "source_clips": sum(not (sequences[i].mirrored or sequences[i].looped) for i in members),
                 "minutes": minutes(rows[members].sum()),
                 "windows": int((dataset.category == index).sum()),
                 "procedural": bool(is_procedural[members].all()),
             }
-    procedural_rows, real_rows = int(rows[is_procedural].sum()), int(rows[~is_procedural].sum())
+    procedural_rows, looped_rows = int(rows[is_procedural].sum()), int(rows[is_looped].sum())
+    real_rows = int(rows.sum()) - procedural_rows - looped_rows
     return {
         "settings": settings,
-        "real_clips": sorted({s.source for s in sequences if not s.procedural and not s.mirrored}),
+        "real_clips": sorted({s.source for s in sequences if not (s.procedural or s.mirrored or s.looped)}),
+        "looped_clips": sorted({s.source for s in sequences if s.looped and not s.mirrored}),
         "procedural_clips": sum(s.procedural and not s.mirrored for s in sequences),
-        "minutes": {"real": minutes(real_rows), "procedural": minutes(procedural_rows),
-                    "total": minutes(real_rows + procedural_rows)},
-        "procedural_share_percent": round(100.0 * procedural_rows / (real_rows + procedural_rows), 2),
+        "minutes": {"real": minutes(real_rows), "looped": minutes(looped_rows), "procedural": minutes(procedural_rows),
+                    "total": minutes(rows.sum())},
+        "procedural_share_percent": round(100.0 * procedural_rows / rows.sum(), 2),
         "feature_rows": int(rows.sum()),
         "windows": {"total": len(dataset), "procedural": int(dataset.procedural.sum()),
                     "full_length": int((dataset.length == settings["window"]).sum()),
@@ -423,7 +453,7 @@ def summarize(dataset, sequences, settings):
 
 
 def prepare(mocap_dir, windowing=Windowing(), procedural_share=0.2, captions_per_window=8, seed=0, files=None,
-            limit=None):
+            limit=None, loop_runs=False):
     """Everything prepare-data computes: (dataset, Mean, Std, summary). Deterministic given `seed`."""
     if not 0 <= procedural_share < 1:
         raise UserError(f"--procedural-share must be in [0, 1), got {procedural_share}")
@@ -437,8 +467,8 @@ def prepare(mocap_dir, windowing=Windowing(), procedural_share=0.2, captions_per
 
     sequences, tilts = [], {}
     for row in rows:
-        pair, tilt = clip_sequences(row, mocap_dir)
-        sequences += pair
+        from_clip, tilt = clip_sequences(row, mocap_dir, windowing.window + 1 if loop_runs else None)
+        sequences += from_clip
         tilts[index_name(row, mocap_dir)] = None if tilt is None else round(tilt, 2)
     too_short = sorted(s.source for s in sequences if len(s.features) < windowing.min_length)
     sequences = [s for s in sequences if len(s.features) >= windowing.min_length]
@@ -451,7 +481,7 @@ def prepare(mocap_dir, windowing=Windowing(), procedural_share=0.2, captions_per
     dataset = build_dataset(sequences, windowing, captions_per_window, np.random.default_rng(window_seed))
     mean, std = normalization(np.concatenate([s.features for s in sequences]))
     settings = {"mocap": str(mocap_dir), "seed": seed, "procedural_share": procedural_share,
-                "captions_per_window": captions_per_window, **windowing.__dict__}
+                "captions_per_window": captions_per_window, "loop_runs": loop_runs, **windowing.__dict__}
     summary = summarize(dataset, sequences, settings)
     summary["floor_tilt_removed_degrees"] = tilts  # null: not levelled (too few resting feet)
     summary["dropped_shorter_than_min_length"] = too_short

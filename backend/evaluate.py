@@ -12,8 +12,10 @@ walks) is one window of its own length.
    left them: "generated_unplanted") and over the real windows. Real windows sit on the reference skeleton, so
    their bone-length drift is 0 by construction.
 2. In-betweening: for each gap, full poses are kept every `gap` frames (first and last frame keyed) and the rest
-   regenerated; L2P over the generated frames, keyframe error at the keys and seam ratio (jerk around the keys /
-   the clip's jitter) for the model's default method ("model_*"), for every other in-betweening method the model
+   regenerated; L2P over the generated frames, keyframe error at the keys and two seam ratios (jerk around the
+   keys / the generated clip's own jitter, "seam_ratio", and / the real clip's, "seam_vs_real": a smooth
+   in-between with ordinary jerk at its keys is high on the first and low on the second, a pop is high on both)
+   for the model's default method ("model_*"), for every other in-betweening method the model
    supports ("<method>_*") and L2P for linear interpolation of joint positions ("linear_l2p").
 3. Adherence: a small classifier (`backend.classifier`) trained at evaluation time, with the evaluation seed, on
    crops of the real training clips (`data.training_rows` of the classifier folder, by default the data folder:
@@ -29,8 +31,9 @@ JSON (stdout with --json, metrics.json under --out), all distances in metres, ji
      "plausibility": {"generated": {"foot_skate", "jitter", "penetration", "bone_length_std", "root_speed"},
                       "generated_unplanted": {same keys}, "real": {same keys}},
      "inbetween": {"5" | "10" | "20" | "40": {"model_l2p", "linear_l2p", "keyframe_error", "seam_ratio",
-                                              "<method>_l2p", "<method>_keyframe_error", "<method>_seam_ratio"
-                                              for each other method, and for the model and every method
+                                              "seam_vs_real", "<method>_l2p", "<method>_keyframe_error",
+                                              "<method>_seam_ratio", "<method>_seam_vs_real" for each other method,
+                                              and for the model and every method
                                               "<name>_foot_skate" and "<name>_unsnapped_keyframe_error" (the
                                               sampler's own miss before the exact placement on the keys)}},
      "adherence": {"accuracy": overall share of generated motions classified as their prompt's category,
@@ -39,7 +42,7 @@ JSON (stdout with --json, metrics.json under --out), all distances in metres, ji
      "settings": {the options, "model_method", "methods", "device", "checkpoint"},
      "seconds": {"data", "classifier", "inbetween", "adherence", "total"}}
 
-"model_l2p" (and keyframe_error, seam_ratio) is null when the model supports no in-betweening method.
+"model_l2p" (and keyframe_error, seam_ratio, seam_vs_real) is null when the model supports no in-betweening method.
 """
 import csv
 import json
@@ -179,6 +182,7 @@ def inbetween_scores(real, keyed_frames, candidates):
             if name != "linear":
                 scores[f"{name}_keyframe_error"].append(metrics.keyframe_error(joints, real, keyed_frames))
                 scores[f"{name}_seam_ratio"].append(metrics.seam_ratio(joints, keyed_frames))
+                scores[f"{name}_seam_vs_real"].append(metrics.seam_ratio(joints, keyed_frames, reference=real))
                 scores[f"{name}_foot_skate"].append(metrics.foot_skate_ratio(joints))
     return scores
 
@@ -221,7 +225,8 @@ def evaluate_inbetween(pipeline, windows, options, default, others, log):
         means = {k: float(np.mean(v)) for k, v in scores.items()}
         table[str(gap)] = {"model_l2p": means.pop("model_l2p", None), "linear_l2p": means.pop("linear_l2p"),
                            "keyframe_error": means.pop("model_keyframe_error", None),
-                           "seam_ratio": means.pop("model_seam_ratio", None), **means}
+                           "seam_ratio": means.pop("model_seam_ratio", None),
+                           "seam_vs_real": means.pop("model_seam_vs_real", None), **means}
     return table, sheet
 
 

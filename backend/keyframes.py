@@ -77,12 +77,13 @@ def _yaw_matrix(yaw):
 
 
 def to_heading_frame(points, origin, yaw):
-    """World points -> the frame at `origin` whose +Z is the direction `yaw`."""
-    return (points - origin) @ _yaw_matrix(yaw)  # row vectors: p @ R == R^T p
+    """World points (..., 3) -> the frame at `origin` (..., 3) whose +Z is the direction `yaw` (...); origin and
+    yaw broadcast against the points' leading axes (one frame for all, or one per pose)."""
+    return np.einsum("...c,...cd->...d", points - origin, _yaw_matrix(yaw))  # row vectors: p R == R^T p
 
 
 def from_heading_frame(points, origin, yaw):
-    return points @ _yaw_matrix(yaw).swapaxes(-1, -2) + origin
+    return np.einsum("...c,...dc->...d", points, _yaw_matrix(yaw)) + origin
 
 
 def keyed_half_yaw(keys: Keyframes) -> np.ndarray:

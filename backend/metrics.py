@@ -76,16 +76,20 @@ def keyframe_error(generated, real, keyed_frames):
     return float(np.linalg.norm(np.asarray(generated)[keyed] - np.asarray(real)[keyed], axis=-1).mean())
 
 
-def seam_ratio(joints, keyed_frames, fps=skeleton.FPS):
-    """Jerk over the frames around each key / the clip's own jitter: a pop at a key shows as > 1.5.
+def seam_ratio(joints, keyed_frames, fps=skeleton.FPS, reference=None):
+    """Jerk over the frames around each key / a clip's jitter: a pop at a key shows as > 1.5.
 
+    The jitter is the clip's own, or with `reference` (the real motion that was in-betweened) that clip's. The two
+    differ when the in-between is smoother or rougher than the motion it replaces: a smooth in-between with
+    ordinary jerk at its keys scores high against its own jitter and low against the real one.
     The jerk at t spans frames t..t+3, so the terms that see key k are t = k-3..k (the 3 frames on each side).
     """
     per_step = jerk(joints, fps)  # (T-3,)
     near_key = np.zeros(len(per_step), dtype=bool)
     for k in keyed_frames:
         near_key[max(k - 3, 0):k + 1] = True
-    return float(per_step[near_key].mean() / max(per_step.mean(), 1e-12))
+    baseline = per_step.mean() if reference is None else jitter(reference, fps)
+    return float(per_step[near_key].mean() / max(baseline, 1e-12))
 
 
 def direction_error(a, b):

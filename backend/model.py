@@ -98,6 +98,8 @@ class MDMConfig:
             problems.append(f"noise_schedule {self.noise_schedule!r} is not one of {NOISE_SCHEDULES}")
         if self.latent_dim % self.num_heads:
             problems.append(f"latent_dim {self.latent_dim} is not divisible by num_heads {self.num_heads}")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout {self.dropout} is not in [0, 1)")
         if self.keyframe_dim < 0:
             problems.append(f"keyframe_dim {self.keyframe_dim} is negative")
         if self.keyframe_residual and self.keyframe_dim < self.input_feats:
@@ -186,13 +188,51 @@ def sinusoid_table(max_len: int, dim: int, frequencies=None) -> torch.Tensor:
     return pe  # [max_len, dim]
 
 
+class ByteDropout(nn.Module):
+    """nn.Dropout whose random mask costs a quarter of the random draws: each 64-bit draw gives four 16-bit lanes,
+    and a lane below (1 - p) * 65536 keeps its element.
+
+    On a CPU the generator (mt19937) draws one number per call, and `bernoulli_` draws one per element: in
+    training, dropout's masks took a third of a step (a step is 1.13x faster with this; bench/train_step_bench.py).
+    The keep probability is rounded to a multiple of 1/65536 (0.9 stays 0.89999); kept elements are scaled by its
+    inverse, as in nn.Dropout. No parameters, so state dicts are unchanged, and in eval mode it is the identity.
+    """
+
+    def __init__(self, p):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.keep_below = round((1 - p) * 2**16) - 2**15  # threshold on a signed 16-bit lane
+        self.keep = (self.keep_below + 2**15) / 2**16
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        words = torch.randint(-(2**63), 2**63 - 1, ((x.numel() + 3) // 4,), dtype=torch.int64, device=x.device)
+        dropped = words.view(torch.int16)[: x.numel()].view(x.shape) >= self.keep_below
+        return x.masked_fill(dropped, 0).mul_(1 / self.keep)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+def use_byte_dropout(layer: nn.Module):
+    """Swap every nn.Dropout among `layer`'s direct children (a transformer layer's dropout, dropout1, ...) for a
+    ByteDropout of the same p. Attention-weight dropout stays inside nn.MultiheadAttention."""
+    for name, child in layer.named_children():
+        if isinstance(child, nn.Dropout):
+            setattr(layer, name, ByteDropout(child.p))
+    return layer
+
+
 class PositionalEncoding(nn.Module):
     """Adds the sinusoid to a sequence-first tensor, then dropout. The table is a non-persistent buffer: it is
     rebuilt, never read from a checkpoint."""
 
     def __init__(self, latent_dim, dropout, max_len):
         super().__init__()
-        self.dropout = nn.Dropout(p=dropout)
+        self.dropout = ByteDropout(dropout)
         self.register_buffer("pe", sinusoid_table(max_len, latent_dim), persistent=False)
 
     def forward(self, x):  # x: [S, B, d]
@@ -262,11 +302,12 @@ class MDM(nn.Module):
         if c.arch == "trans_enc":
             # batch_first changes no parameter, only the layout the layers take; it is what lets inference use
             # PyTorch's fused encoder-layer kernel (about 25% faster on a CPU than the sequence-first path).
-            layer = nn.TransformerEncoderLayer(c.latent_dim, c.num_heads, c.ff_size, c.dropout, c.activation,
-                                               batch_first=True)
+            layer = use_byte_dropout(nn.TransformerEncoderLayer(c.latent_dim, c.num_heads, c.ff_size, c.dropout,
+                                                                c.activation, batch_first=True))
             self.seqTransEncoder = nn.TransformerEncoder(layer, c.num_layers, enable_nested_tensor=False)
         else:
-            layer = nn.TransformerDecoderLayer(c.latent_dim, c.num_heads, c.ff_size, c.dropout, c.activation)
+            layer = use_byte_dropout(nn.TransformerDecoderLayer(c.latent_dim, c.num_heads, c.ff_size, c.dropout,
+                                                                c.activation))
             self.seqTransDecoder = nn.TransformerDecoder(layer, c.num_layers)
         self.embed_timestep = TimestepEmbedder(c.latent_dim)
         if c.cond_mode == "text":

@@ -48,6 +48,18 @@ class TrainConfig:
     checkpoint_every: int = 500
     threads: int = 0  # torch intra-op threads; 0 = torch's default
 
+    def __post_init__(self):
+        bad = [f"{name} {getattr(self, name)} (must be {rule})" for name, ok, rule in (
+            ("steps", self.steps >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"), ("warmup_steps", self.warmup_steps >= 0, ">= 0"),
+            ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]"), ("grad_clip", self.grad_clip > 0, "> 0"),
+            ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"), ("category_power", self.category_power >= 0, ">= 0"),
+            ("foot_contact_weight", self.foot_contact_weight >= 0, ">= 0"),
+            ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"), ("threads", self.threads >= 0, ">= 0"),
+        ) if not ok]
+        if bad:
+            raise UserError(f"bad training config: {'; '.join(bad)}")
+
     @classmethod
     def load(cls, path, **overrides):
         try:

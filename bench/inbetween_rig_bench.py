@@ -75,7 +75,7 @@ def scores(original, tracks, keys):
         "original_seam_ratio": metrics.seam_ratio(original, keys),
         "inbetween_jitter_ratio": jitter_ratio,  # our jitter / the baked clip's
         # The jerk around our keys / the baked clip's own jitter (seam_ratio is relative to our own jitter).
-        "inbetween_seam_vs_original": seam["inbetween"] * jitter_ratio,
+        "inbetween_seam_vs_original": metrics.seam_ratio(tracks["inbetween"], keys, reference=original),
     }
 
 

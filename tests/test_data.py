@@ -14,8 +14,9 @@ from backend.errors import UserError
 from backend.mocap import load_clip
 from conftest import MOCAP_DIR, REPO
 
-# A small subset: a walk, a kick and a long multi-action clip (two skeleton families).
-SUBSET = ("przestr/07_01.bvh", "acrnn/martial/04.bvh", "mb_misc/01_01.bvh")
+# A small subset: a walk, a kick, a long multi-action clip (two skeleton families) and a one-second run (looped).
+SUBSET = ("przestr/07_01.bvh", "acrnn/martial/04.bvh", "mb_misc/01_01.bvh", "przestr/09_02.bvh")
+RUN = "przestr/09_02.bvh"
 WINDOW, MIN_LENGTH = 80, 16
 
 
@@ -38,7 +39,8 @@ def prepare_data(*args):
 def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared")
     result = prepare_data("--mocap", MOCAP_DIR, "--out", out, "--window", WINDOW, "--stride", 20,
-                          "--min-length", MIN_LENGTH, "--procedural-share", 0.25, "--seed", 3, "--files", *SUBSET)
+                          "--min-length", MIN_LENGTH, "--procedural-share", 0.25, "--seed", 3, "--loop-runs",
+                          "--files", *SUBSET)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -121,7 +123,7 @@ def test_prepare_data_writes_the_dataset(prepared):
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
     mean, std = data.load_normalization(prepared)
 
-    originals = {s.removesuffix(data.MIRRORED_SUFFIX) for s in dataset.source}
+    originals = {s.removesuffix(data.MIRRORED_SUFFIX).removesuffix(data.LOOPED_SUFFIX) for s in dataset.source}
     assert {s for s in originals if not s.startswith("procedural/")} == set(SUBSET)
     assert not originals & forbidden_sources()
     assert dataset.mirrored.sum() * 2 == len(dataset)  # every source also mirrored
@@ -172,7 +174,7 @@ def test_sampling_tempers_each_categorys_share(prepared):
     training = data.TrainingSet(prepared)
     category, weight = training.dataset.category, training.dataset.weight.astype(np.float64)
     by_duration = training.probabilities(1.0)
-    np.testing.assert_allclose(by_duration, weight / weight.sum())
+    np.testing.assert_allclose(by_duration, weight / weight.sum(), rtol=1e-6)  # computed in float32
     equal = training.probabilities(0.0)
     shares = np.bincount(category, weights=equal)[np.unique(category)]
     assert len(shares) > 1
@@ -206,12 +208,16 @@ def test_summary_reports_minutes_and_procedural_share(prepared):
     summary = json.loads((prepared / "summary.json").read_text())
     dataset = data.Dataset.load(prepared)
     assert summary["real_clips"] == sorted(SUBSET)
+    assert summary["looped_clips"] == [RUN + data.LOOPED_SUFFIX]
     rows = np.diff(dataset.sequence_offsets)
     procedural = np.array([s.startswith("procedural/") for s in dataset.sequence_source])
+    looped = np.array([data.LOOPED_SUFFIX in s for s in dataset.sequence_source])
     share = 100 * rows[procedural].sum() / rows.sum()
     assert summary["procedural_share_percent"] == pytest.approx(share, abs=0.01)
     assert 25 <= share < 45  # asked for 25%; whole rounds (a clip per category) overshoot on a small subset
-    assert summary["minutes"]["real"] == pytest.approx(rows[~procedural].sum() / skeleton.FPS / 60, abs=1e-3)
+    minutes = lambda mask: rows[mask].sum() / skeleton.FPS / 60
+    assert summary["minutes"]["real"] == pytest.approx(minutes(~procedural & ~looped), abs=1e-3)
+    assert summary["minutes"]["looped"] == pytest.approx(minutes(looped), abs=1e-3)
     assert summary["windows"]["total"] == len(dataset)
     assert sum(c["windows"] for c in summary["categories"].values()) == len(dataset)
 
@@ -268,4 +274,18 @@ def test_full_dataset_uses_every_licensed_train_clip(tmp_path):
     train = {r["file"] for r in index_rows() if r["split"] == "train"}
     assert set(summary["real_clips"]) == train - forbidden_sources()
     assert 15 <= summary["procedural_share_percent"] <= 25
+    assert summary["looped_clips"] == [] and summary["minutes"]["looped"] == 0  # looping is opt-in
     assert summary["settings"]["mocap"].endswith("mocap/cmu")
+
+
+def test_a_short_run_also_gives_a_looped_pair_as_long_as_a_window(prepared):
+    dataset = data.Dataset.load(prepared)
+    sources = list(dataset.sequence_source)
+    take = np.diff(dataset.sequence_offsets)[sources.index(RUN)]
+    for name in (RUN + data.LOOPED_SUFFIX, RUN + data.LOOPED_SUFFIX + data.MIRRORED_SUFFIX):
+        windows = dataset.source == name
+        assert windows.sum() == 1 and dataset.length[windows][0] == WINDOW > take
+        assert dataset.category_names[dataset.category[windows][0]] == "run"
+        assert not dataset.procedural[windows][0] and dataset.mirrored[windows][0] == name.endswith("mirrored")
+    # Only cyclic categories loop: the walk here is a full-length take, the kick and the long clip are not cyclic.
+    assert sum(data.LOOPED_SUFFIX in s for s in sources) == 2

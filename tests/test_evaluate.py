@@ -65,6 +65,21 @@ def test_seam_ratio_is_about_one_on_real_motion_and_flags_linear_pops(windows):
     assert metrics.seam_ratio(evaluate.linear_inbetween(windows[0], keyed), keyed) > 1.5
 
 
+def test_seam_against_the_real_clip_tells_a_smooth_in_between_from_a_pop(windows):
+    real = windows[0]
+    keyed = evaluate.regular_keys(len(real), 20)
+    smooth = evaluate.linear_inbetween(real, keyed)
+    # Against the real clip's own jitter, the real clip scores exactly its own seam ratio.
+    assert metrics.seam_ratio(real, keyed, reference=real) == pytest.approx(metrics.seam_ratio(real, keyed))
+    # Linear interpolation is far smoother than the motion it replaces: its jerk at the keys, all the jerk it has,
+    # is high against its own (near zero) jitter and lower against the real clip's.
+    assert metrics.seam_ratio(smooth, keyed, reference=real) < metrics.seam_ratio(smooth, keyed)
+    # A 5 cm jump of every joint on each inner key is a pop against either.
+    popped = smooth.copy()
+    popped[keyed[1:-1]] += 0.05
+    assert metrics.seam_ratio(popped, keyed, reference=real) > 1.5
+
+
 def test_real_windows_sit_on_the_reference_skeleton(windows):
     for real in windows:
         assert metrics.bone_length_std(real).max() < 1e-9
@@ -184,7 +199,8 @@ def test_evaluate_cli_prints_one_json_object_and_writes_the_report(tmp_path, tin
     methods = report["settings"]["methods"]
     assert report["settings"]["model_method"] == "keyframe" and "repaint" in methods
     for row in report["inbetween"].values():
-        assert {"model_l2p", "linear_l2p", "keyframe_error", "seam_ratio"} <= set(row)
+        assert {"model_l2p", "linear_l2p", "keyframe_error", "seam_ratio", "seam_vs_real"} <= set(row)
+        assert {f"{m}_seam_vs_real" for m in methods if m != "linear"} <= set(row)
         assert {f"{m}_l2p" for m in methods} <= set(row)
         assert row["keyframe_error"] < 1e-4  # the pipeline places every result exactly on its keys
         assert row["model_l2p"] > 0 and row["linear_l2p"] > 0

@@ -6,7 +6,7 @@ import torch
 from backend.errors import UserError
 from backend.fixture_check import (TOL_EXACT32, TOL_FORWARD, Fixture, fixture_inputs, fixture_model,
                                    model_checks)
-from backend.model import MDM, MDMConfig, sinusoid_table
+from backend.model import MDM, ByteDropout, MDMConfig, sinusoid_table
 from conftest import FIXTURE_DIR
 
 
@@ -150,6 +150,31 @@ def test_keyframe_residual_adds_the_keyed_features_to_the_prediction():
         small_config(keyframe_dim=6, keyframe_residual=True)
 
 
+def test_byte_dropout_keeps_the_expected_share_scaled_like_nn_dropout():
+    drop = ByteDropout(0.1).train()
+    torch.manual_seed(0)
+    ones = torch.ones(400_000, requires_grad=True)
+    out = drop(ones)
+    kept = out != 0
+    # 400k Bernoulli(0.9) draws: the kept share is within 5 standard deviations (0.0024) of the rounded keep.
+    assert abs(kept.float().mean().item() - drop.keep) < 0.0024 and drop.keep == pytest.approx(0.9, abs=1e-5)
+    np.testing.assert_allclose(out[kept].detach().numpy(), 1 / drop.keep, rtol=1e-6)
+    out.sum().backward()  # the gradient passes where the element was kept, scaled alike, and nowhere else
+    np.testing.assert_allclose(ones.grad.numpy(), (kept / drop.keep).numpy(), rtol=1e-6)
+    torch.manual_seed(0)
+    assert torch.equal(drop(torch.ones(400_000)), out.detach())  # the global generator's seed decides the mask
+    assert torch.equal(drop.eval()(ones), ones)
+
+
+@pytest.mark.parametrize("arch", ["trans_enc", "trans_dec"])
+def test_every_activation_dropout_is_a_byte_dropout(arch):
+    model = MDM(small_config(arch=arch))
+    assert not any(type(m) is torch.nn.Dropout for m in model.modules())
+    assert sum(isinstance(m, ByteDropout) for m in model.modules()) == 1 + 2 * (3 if arch == "trans_enc" else 4)
+    # Attention-weight dropout stays inside nn.MultiheadAttention, at the configured p.
+    assert all(m.dropout == 0.1 for m in model.modules() if isinstance(m, torch.nn.MultiheadAttention))
+
+
 def test_official_defaults_give_the_released_text_model():
     config = MDMConfig.from_official_args({"dataset": "humanml"})
     assert (config.njoints, config.nfeats, config.data_rep, config.cond_mode) == (263, 1, "hml_vec", "text")
@@ -184,6 +209,8 @@ def test_config_dict_round_trip_and_unknown_keys():
     assert MDMConfig.from_dict(config.to_dict()) == config
     with pytest.raises(UserError, match="unknown keys.*'wings'"):
         MDMConfig.from_dict({**config.to_dict(), "wings": 2})
+    with pytest.raises(UserError, match=r"dropout 1.0 is not in \[0, 1\)"):
+        small_config(dropout=1.0)
 
 
 def test_device_choice():

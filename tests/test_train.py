@@ -40,7 +40,8 @@ def _train(config, *extra, launcher=(sys.executable, "-m", "backend")):
 
 
 def test_resume_continues_bit_for_bit(tmp_path, data_dir):
-    # With every training option the embedded config uses: tempered categories and the foot-contact loss.
+    # With both optional training terms on (the shipped config leaves them off): tempered categories and the
+    # foot-contact loss.
     straight = _config(tmp_path, data_dir, "straight", category_power=0.5, foot_contact_weight=0.1)
     _train(straight)
     resumed = _config(tmp_path, data_dir, "resumed")
@@ -75,6 +76,16 @@ def test_resuming_with_another_config_is_refused(tmp_path, data_dir):
     result = subprocess.run([sys.executable, "-m", "backend", "train", "--config", str(config)], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 2 and "another training config" in result.stderr
+
+
+def test_bad_config_values_are_named_and_nothing_is_written(tmp_path, data_dir):
+    config = _config(tmp_path, data_dir, "bad", category_power=-0.5, foot_contact_weight=-0.1, ema_decay=1.0)
+    result = subprocess.run([sys.executable, "-m", "backend", "train", "--config", str(config)], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    for named in ("category_power -0.5", "foot_contact_weight -0.1", "ema_decay 1.0"):
+        assert named in result.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.slow

@@ -19,6 +19,9 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--files", nargs="+", metavar="PATH", help="only these index.csv paths (train rows)")
     parser.add_argument("--limit", type=int, help="only the first N training clips")
+    parser.add_argument("--loop-runs", action="store_true",
+                        help="also repeat the best cycle of each short run take to a full window (backend/cycles.py); "
+                             "the shipped model was trained without")
 
 
 def run(args):
@@ -27,11 +30,12 @@ def run(args):
     started = time.perf_counter()
     windowing = Windowing(args.window, args.stride, args.min_length, args.shorter)
     dataset, mean, std, summary = prepare(args.mocap, windowing, args.procedural_share, args.captions_per_window,
-                                          args.seed, args.files, args.limit)
+                                          args.seed, args.files, args.limit, args.loop_runs)
     summary["runtime_s"] = round(time.perf_counter() - started, 2)
     write(args.out, dataset, mean, std, summary)
     minutes = summary["minutes"]
-    print(f"{len(summary['real_clips'])} clips, {minutes['real']} min real + {minutes['procedural']} min procedural "
-          f"({summary['procedural_share_percent']}%), {len(dataset)} windows -> {args.out} "
+    looped = f" + {minutes['looped']} min looped from {len(summary['looped_clips'])} takes" if minutes["looped"] else ""
+    print(f"{len(summary['real_clips'])} clips, {minutes['real']} min real{looped} + {minutes['procedural']} min "
+          f"procedural ({summary['procedural_share_percent']}%), {len(dataset)} windows -> {args.out} "
           f"in {summary['runtime_s']} s")
     return 0
