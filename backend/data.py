@@ -199,13 +199,14 @@ class TrainingSet:
     def model_defaults(self):
         """MDMConfig fields the data decides: 263 HumanML3D features of variable length, MiniLM captions, keyframe
         channels in feature space plus the root path (training's keyframe patterns need them), predicted as the
-        departure from the keys."""
+        departure from the keys, with each key's feature heading estimated as the features smooth it."""
         from .keyframes import KEY_DIM
         from .model import TEXT_ENCODERS
 
         return {"njoints": skeleton.FEATURE_DIM, "nfeats": 1, "data_rep": "hml_vec", "dataset": "humanml",
                 "cond_mode": "text", "text_encoder": self.TEXT_ENCODER, "cond_dim": TEXT_ENCODERS[self.TEXT_ENCODER],
-                "mask_frames": True, "keyframe_dim": KEY_DIM, "keyframe_residual": True}
+                "mask_frames": True, "keyframe_dim": KEY_DIM, "keyframe_residual": True,
+                "keyframe_heading": "smoothed"}
 
     def meta(self):
         """What the checkpoint records about its data: frame range, categories, minutes, settings."""

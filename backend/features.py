@@ -170,14 +170,21 @@ def heading(positions):
     vector minus the hip vector. HumanML3D's features are made with that across (with the documented order our
     features of motion 012314 miss theirs by up to 0.6), so we use it too.
     """
-    r_hip, l_hip, r_shoulder, l_shoulder = skeleton.FACE_JOINTS
-    across = positions[:, l_hip] - positions[:, r_hip] + positions[:, r_shoulder] - positions[:, l_shoulder]
+    across = feature_across(positions)
     across = across / np.linalg.norm(across, axis=-1, keepdims=True)
     forward = gaussian_filter1d(np.cross(UP, across), HEADING_SMOOTHING_SIGMA, axis=0)
     forward = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
     root_quat = rot.qbetween(forward, FACING)
     root_quat[0] = rot.IDENTITY
     return root_quat
+
+
+def feature_across(positions):
+    """(..., 22, 3) -> (..., 3): the across vector the features' heading is built from (see `heading`): the
+    shoulder vector minus the hip vector, so it follows the chest's twist more than the body's facing does."""
+    r_hip, l_hip, r_shoulder, l_shoulder = skeleton.FACE_JOINTS
+    return (positions[..., l_hip, :] - positions[..., r_hip, :]
+            + positions[..., r_shoulder, :] - positions[..., l_shoulder, :])
 
 
 def inverse_kinematics(positions, root_quat):

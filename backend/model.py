@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from .errors import UserError
+from .keyframes import KEY_HEADINGS
 
 ARCHS = ("trans_enc", "trans_dec")
 COND_MODES = ("no_cond", "text", "action")
@@ -81,6 +82,9 @@ class MDMConfig:
     # in feature space): the network predicts only the departure from the keys, so a key is met from the first step
     # of training on, and the network's capacity goes to the motion between keys.
     keyframe_residual: bool = False
+    # How the keyframe channels estimate a key's feature heading (keyframes.KEY_HEADINGS, `keyed_half_yaw`): a model
+    # must be sampled with the estimate it was trained with; checkpoints that do not name one were trained "instant".
+    keyframe_heading: str = "instant"
 
     def __post_init__(self):
         problems = []
@@ -104,6 +108,8 @@ class MDMConfig:
             problems.append(f"keyframe_dim {self.keyframe_dim} is negative")
         if self.keyframe_residual and self.keyframe_dim < self.input_feats:
             problems.append(f"keyframe_residual needs keyframe_dim >= {self.input_feats} (the motion's features first)")
+        if self.keyframe_heading not in KEY_HEADINGS:
+            problems.append(f"keyframe_heading {self.keyframe_heading!r} is not one of {KEY_HEADINGS}")
         if self.action_names and len(self.action_names) != self.num_actions:
             problems.append(f"{len(self.action_names)} action names for {self.num_actions} actions")
         if problems:

@@ -276,7 +276,8 @@ class Pipeline:
             cond["frame_mask"] = torch.ones(S, request.frames, dtype=torch.bool, device=self.device)
         if c.keyframe_dim:
             if keyed:
-                values, mask = keyframes.encode(request.keys, request.frames, self.loaded.mean, self.loaded.std)
+                values, mask = keyframes.encode(request.keys, request.frames, self.loaded.mean, self.loaded.std,
+                                                c.keyframe_heading)
             else:
                 values = np.zeros((request.frames, c.keyframe_dim), np.float32)
                 mask = np.zeros((request.frames, c.keyframe_dim), bool)

@@ -100,7 +100,8 @@ def make_batch(data: TrainingSet, cfg: TrainConfig, mdm_cfg: MDMConfig, rng: np.
         pattern = keyframes.sample_training_pattern(len(w), rng) if cfg.keyframe_training else None
         if pattern is not None:
             keys = keyframes.Keyframes(pattern[0], data.joints(i)[pattern[0]], pattern[1])
-            key_values[b, : len(w)], key_mask[b, : len(w)] = keyframes.encode(keys, len(w), data.mean, data.std)
+            encoded = keyframes.encode(keys, len(w), data.mean, data.std, mdm_cfg.keyframe_heading)
+            key_values[b, : len(w)], key_mask[b, : len(w)] = encoded
     text = data.caption_embeddings(idx, rng)  # [B, D], one random paraphrase per window
     as_motion = lambda a: torch.from_numpy(a).permute(0, 2, 1).unsqueeze(2)  # [B, F, C] -> [B, C, 1, F]
     cond = {"text_embed": torch.from_numpy(text), "frame_mask": torch.from_numpy(valid),

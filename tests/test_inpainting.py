@@ -165,8 +165,9 @@ def other_motion(motion, seed=0):
 def test_keyed_heading_turns_the_pose_to_face_plus_z(motion):
     joints = joints_from_features(motion.double()).numpy()
     keys = keys_of(joints, [5, 17])
+    half_yaw = keyed_half_yaw(keys, "instant")  # each key's own facing
     for k, frame in enumerate(keys.frames):
-        quat = torch.tensor([np.cos(keyed_half_yaw(keys)[k]), 0.0, np.sin(keyed_half_yaw(keys)[k]), 0.0])
+        quat = torch.tensor([np.cos(half_yaw[k]), 0.0, np.sin(half_yaw[k]), 0.0])
         r_hip, l_hip, r_sdr, l_sdr = skeleton.FACE_JOINTS
         pose = torch.from_numpy(joints[frame])
         across = pose[r_hip] - pose[l_hip] + pose[r_sdr] - pose[l_sdr]

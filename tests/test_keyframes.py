@@ -55,6 +55,30 @@ def test_encode_gives_the_features_a_key_fixes(motion):
     assert not mask[:, skeleton.VEL].any() and not mask[:, skeleton.ROT].any()
 
 
+@pytest.mark.parametrize("gap", [5, 10])
+def test_smoothed_key_heading_follows_the_features_heading(motion, gap):
+    """The features' heading is a smoothed, twist-following facing: estimated along the keys, the keyed ric x/z
+    land far closer to the true features than each key's own facing puts them."""
+    from backend import features, skeleton
+
+    feats = features.joints_to_features(motion)  # (169, 263): canonical clip, the last frame has no velocity
+    frames = np.unique(np.append(np.arange(0, len(feats), gap), len(feats) - 1))
+    keys = kf.Keyframes.full_poses(frames, motion[frames])
+    true = feats[frames, skeleton.RIC].reshape(len(frames), -1, 3)[..., [0, 2]]
+    miss = {}
+    for key_heading in kf.KEY_HEADINGS:
+        values, _ = kf.keyframe_features(keys, len(feats), key_heading)
+        ric = values[frames, skeleton.RIC].reshape(len(frames), -1, 3)[..., [0, 2]]
+        miss[key_heading] = np.linalg.norm(ric - true, axis=-1).mean()
+    print(f"gap {gap}: keyed ric x/z miss the features by {miss}")
+    assert miss["smoothed"] < miss["instant"] / 2.5
+
+
+def test_an_unknown_key_heading_is_refused(motion):
+    with pytest.raises(UserError, match="key heading"):
+        kf.keyed_half_yaw(kf.Keyframes.full_poses([0, 9], motion[[0, 9]]), "sideways")
+
+
 def test_between_keys_interpolates_each_channel_between_its_own_keys():
     values, known = np.zeros((10, 3)), np.zeros((10, 3), dtype=bool)
     values[[1, 5, 9], 0], known[[1, 5, 9], 0] = [1.0, 5.0, 1.0], True

@@ -211,6 +211,8 @@ def test_config_dict_round_trip_and_unknown_keys():
         MDMConfig.from_dict({**config.to_dict(), "wings": 2})
     with pytest.raises(UserError, match=r"dropout 1.0 is not in \[0, 1\)"):
         small_config(dropout=1.0)
+    with pytest.raises(UserError, match="keyframe_heading 'sideways' is not one of"):
+        small_config(keyframe_heading="sideways")
 
 
 def test_device_choice():

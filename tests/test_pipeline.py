@@ -58,6 +58,28 @@ def test_the_keyframe_model_offers_its_own_method_first(pipeline):
     assert pipeline.inbetween_methods()[0] == "keyframe"
 
 
+def test_keys_reach_the_network_with_the_heading_estimate_it_was_trained_with(tmp_path, pipeline, motion):
+    """A checkpoint that names no estimate was trained with each key's own facing ("instant"); one that names
+    "smoothed" gets the smoothed estimate. Sampled the other way, a model would read its keys turned."""
+    from dataclasses import replace
+
+    from backend.checkpoints import save_folder
+
+    assert pipeline.config.keyframe_heading == "instant"
+    loaded = pipeline.loaded
+    folder = save_folder(tmp_path / "smoothed", loaded.model, replace(pipeline.config, keyframe_heading="smoothed"),
+                         loaded.mean, loaded.std)
+    smoothed = Pipeline(folder, device="cpu")
+    keys = keyframes.Keyframes.full_poses([0, 12, 24, 36], motion[[0, 12, 24, 36]])
+    request = MotionRequest(frames=40, keys=keys)
+    for pipe, key_heading in ((pipeline, "instant"), (smoothed, "smoothed")):
+        values, _ = keyframes.encode(keys, 40, pipe.loaded.mean, pipe.loaded.std, key_heading)
+        sent = pipe._condition("", request, keyed=True)["keyframe_values"][0, :, 0].T.numpy()  # [F, KEY_DIM]
+        assert np.array_equal(sent, values)
+    instant, _ = keyframes.encode(keys, 40, loaded.mean, loaded.std, "instant")
+    assert not np.allclose(instant, values)
+
+
 @pytest.mark.parametrize("request_fields, message", [
     (dict(text="   "), "type a prompt"),
     (dict(text="a person walks", frames=500), "outside this model's range"),

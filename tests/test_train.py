@@ -62,6 +62,7 @@ def test_the_trained_folder_describes_itself(tmp_path, data_dir):
     _train(_config(tmp_path, data_dir, "run", steps=2))
     document = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert document["config"]["keyframe_dim"] == KEY_DIM and document["config"]["text_encoder"] == "minilm"
+    assert document["config"]["keyframe_heading"] == "smoothed"  # sampling must encode keys as training did
     meta = document["meta"]
     assert meta["training"]["steps"] == 2 and meta["action_prompts"]
     assert set(meta["action_prompts"]) == set(meta["categories"])
