@@ -73,10 +73,6 @@ def _yaw_of(across):
     return np.arctan2(across[..., 2], -across[..., 0])
 
 
-def _wrap(angle):
-    return (angle + np.pi) % (2 * np.pi) - np.pi
-
-
 def _smoothed_like_features(facing, twist, frames):
     """(K,) body facings and twists at increasing `frames` -> (K,) the features' heading there: each unwrapped and
     interpolated over the frames between (held beyond, which is the filter's edge mode), their sum Gaussian-smoothed
@@ -126,7 +122,7 @@ def keyed_half_yaw(keys: Keyframes, key_heading="smoothed") -> np.ndarray:
     if key_heading == "instant" or not known.any():
         yaw[known] = facing[known]
     else:
-        twist = _wrap(_yaw_of(features.feature_across(keys.joints)) - facing)
+        twist = _yaw_of(features.feature_across(keys.joints)) - facing  # unwrapped along the keys before use
         frames = keys.frames[known]
         yaw[known] = _smoothed_like_features(facing[known], twist[known], frames)
         yaw[known & (keys.frames == 0)] = 0.0  # the features reset frame 0's heading (keys in the clip's frame)
@@ -141,9 +137,13 @@ def keyframe_features(keys: Keyframes, num_frames: int, key_heading="smoothed"):
     definition), the keyed joints' ric x/z. Velocities, rotations and contacts need neighbouring frames: left free.
     """
     keys.validate(num_frames)
+    return _features_at_keys(keys, num_frames, keyed_half_yaw(keys, key_heading))
+
+
+def _features_at_keys(keys: Keyframes, num_frames, half_yaw):
+    """`keyframe_features` given each key's half yaw (`keyed_half_yaw`), which `encode` needs for the root path too."""
     values = np.zeros((num_frames, skeleton.FEATURE_DIM))
     known = np.zeros((num_frames, skeleton.FEATURE_DIM), dtype=bool)
-    half_yaw = keyed_half_yaw(keys, key_heading)
     for k, frame in enumerate(keys.frames):
         pose, keyed = keys.joints[k], keys.joint_mask[k]
         ric = values[frame, skeleton.RIC].reshape(-1, 3)  # views: writes land in `values`/`known`
@@ -168,13 +168,14 @@ def encode(keys: Keyframes, num_frames, mean, std, key_heading="smoothed"):
     `mean`/`std` are the model's feature statistics (the feature part is z-scored like the motion itself);
     `key_heading` is the model's (`MDMConfig.keyframe_heading`, see `keyed_half_yaw`).
     """
+    keys.validate(num_frames)
     origin, yaw = heading(keys.joints[0])
     local = Keyframes(keys.frames, to_heading_frame(keys.joints, origin, yaw), keys.joint_mask)
-    feats, known = keyframe_features(local, num_frames, key_heading)
+    half_yaw = keyed_half_yaw(local, key_heading)
+    feats, known = _features_at_keys(local, num_frames, half_yaw)
     feats = np.where(known, (feats - mean) / std, 0.0)
     path = np.zeros((num_frames, ROOT_PATH_DIM))
     path_known = np.zeros((num_frames, ROOT_PATH_DIM), dtype=bool)
-    half_yaw = keyed_half_yaw(local, key_heading)
     for k, frame in enumerate(local.frames):
         if local.joint_mask[k, 0]:
             path[frame, :2], path_known[frame, :2] = local.joints[k, 0, [0, 2]], True
