@@ -117,9 +117,20 @@ class Dataset:
     def __len__(self):
         return len(self.start)
 
-    def window(self, i):
-        """(length_i, 263) raw features of window i."""
-        return self.features[self.start[i]:self.start[i] + self.length[i]]
+    def window(self, i, shift=0):
+        """(length_i, 263) raw features of window i, its start moved by `shift` rows (`random_shifts`)."""
+        start = self.start[i] + shift
+        return self.features[start:start + self.length[i]]
+
+    def random_shifts(self, indices, reach, rng: np.random.Generator):
+        """(B,) int start offsets for windows `indices`, each uniform in [-reach, reach] and clipped so the moved
+        window stays inside its sequence: a fresh crop at every draw, as MDM crops its motions at random, where the
+        fixed windows alone let a small network learn each of them by heart."""
+        start, length = self.start[indices], self.length[indices]
+        sequence = np.searchsorted(self.sequence_offsets, start, side="right") - 1
+        low = np.maximum(-reach, self.sequence_offsets[sequence] - start)
+        high = np.minimum(reach, self.sequence_offsets[sequence + 1] - start - length)
+        return rng.integers(low, high + 1)
 
     def arrays(self):
         return {
@@ -181,13 +192,13 @@ class TrainingSet:
             weight = weight * duration[self.dataset.category] ** (category_power - 1)
         return weight / weight.sum()
 
-    def window(self, i):
-        """(L, 263) float32 z-scored features of window i."""
-        return ((self.dataset.window(i) - self.mean) / self.std).astype(np.float32)
+    def window(self, i, shift=0):
+        """(L, 263) float32 z-scored features of window i (moved by `shift` rows: `Dataset.random_shifts`)."""
+        return ((self.dataset.window(i, shift) - self.mean) / self.std).astype(np.float32)
 
-    def joints(self, i):
+    def joints(self, i, shift=0):
         """(L, 22, 3) joint positions of window i as the features encode them (starts at the origin, facing +Z)."""
-        return features_to_joints(self.dataset.window(i))
+        return features_to_joints(self.dataset.window(i, shift))
 
     def caption_embeddings(self, indices, rng):
         """(B, D) float32: for each window index, one of its paraphrases (chosen by `rng`), embedded."""

@@ -28,7 +28,8 @@ JSON (stdout with --json, metrics.json under --out), all distances in metres, ji
     {"clips": N,                          # eval clips read
      "windows": W,                        # real windows cut from them (W per gap for in-betweening)
      "frames": F,                         # window / generated length, frames at 20 fps
-     "plausibility": {"generated": {"foot_skate", "jitter", "penetration", "bone_length_std", "root_speed"},
+     "plausibility": {"generated": {"foot_skate", "jitter", "penetration", "bone_length_std", "root_speed",
+                                    "pose_speed"},
                       "generated_unplanted": {same keys}, "real": {same keys}},
      "inbetween": {"5" | "10" | "20" | "40": {"model_l2p", "linear_l2p", "keyframe_error", "seam_ratio",
                                               "seam_vs_real", "<method>_l2p", "<method>_keyframe_error",
@@ -238,7 +239,7 @@ def plausibility(clips):
     """Mean over clips of each plausibility metric (metrics.md); bone drift is the mean over the 21 bones."""
     per_clip = [{"foot_skate": metrics.foot_skate_ratio(j), "jitter": metrics.jitter(j),
                  "penetration": metrics.penetration(j), "bone_length_std": float(metrics.bone_length_std(j).mean()),
-                 "root_speed": metrics.root_speed(j)} for j in clips]
+                 "root_speed": metrics.root_speed(j), "pose_speed": metrics.pose_speed(j)} for j in clips]
     return {k: float(np.mean([c[k] for c in per_clip])) for k in per_clip[0]}
 
 

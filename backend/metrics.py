@@ -45,6 +45,13 @@ def root_speed(joints, fps=skeleton.FPS):
     return float(np.linalg.norm(np.diff(np.asarray(joints)[:, 0, [0, 2]], axis=0), axis=-1).mean() * fps)
 
 
+def pose_speed(joints, fps=skeleton.FPS):
+    """Mean speed of the joints relative to the root (m/s): how much a body moves its limbs, wherever it goes. A
+    diffusion model that blurs its samples shows it here first: a jump prompt answered by someone standing."""
+    joints = np.asarray(joints)
+    return float(np.linalg.norm(np.diff(joints[:, 1:] - joints[:, :1], axis=0), axis=-1).mean() * fps)
+
+
 def penetration(joints):
     """Mean depth below the floor (y = 0) of the foot joints (ankles and toes), 0 where above (metres)."""
     return float(np.maximum(-np.asarray(joints)[:, skeleton.CONTACT_JOINTS, 1], 0).mean())

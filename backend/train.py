@@ -41,6 +41,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     keyframe_training: bool = True  # sample CondMDI-style keyframe patterns (keyframes.TRAINING_PATTERNS)
     category_power: float = 1.0  # each category's share of the batches ~ its duration ** this (TrainingSet)
+    crop_jitter: int = 0  # move each drawn window's start by up to this many frames (Dataset.random_shifts)
     # Weight of `losses.foot_contact` beside the x0 MSE (0 = MDM's plain loss), times each window's alpha_bar_t:
     # where noise hides when the feet are down, matching the data's steps would teach feet that never move.
     foot_contact_weight: float = 0.0
@@ -55,6 +56,7 @@ class TrainConfig:
             ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]"), ("grad_clip", self.grad_clip > 0, "> 0"),
             ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"), ("category_power", self.category_power >= 0, ">= 0"),
             ("foot_contact_weight", self.foot_contact_weight >= 0, ">= 0"),
+            ("crop_jitter", self.crop_jitter >= 0, ">= 0"),
             ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"), ("threads", self.threads >= 0, ">= 0"),
         ) if not ok]
         if bad:
@@ -89,17 +91,19 @@ def make_batch(data: TrainingSet, cfg: TrainConfig, mdm_cfg: MDMConfig, rng: np.
     """Sample a batch: normalised features [B, 263, 1, F], valid-frame mask, text embeddings, keyframe channels;
     windows are drawn with `probabilities` (`TrainingSet.probabilities`)."""
     idx = rng.choice(len(data), size=cfg.batch_size, p=probabilities)
-    windows = [data.window(i) for i in idx]  # each (L_i, 263), normalised
+    # (no draw at all without jitter, so a config without it samples the batches it always did)
+    shifts = data.dataset.random_shifts(idx, cfg.crop_jitter, rng) if cfg.crop_jitter else np.zeros_like(idx)
+    windows = [data.window(i, s) for i, s in zip(idx, shifts)]  # each (L_i, 263), normalised
     frames = max(len(w) for w in windows)
     x0 = np.zeros((cfg.batch_size, frames, mdm_cfg.njoints), dtype=np.float32)
     valid = np.zeros((cfg.batch_size, frames), dtype=bool)
     key_values = np.zeros((cfg.batch_size, frames, keyframes.KEY_DIM), dtype=np.float32)
     key_mask = np.zeros_like(key_values, dtype=bool)
-    for b, (i, w) in enumerate(zip(idx, windows)):
+    for b, (i, shift, w) in enumerate(zip(idx, shifts, windows)):
         x0[b, : len(w)], valid[b, : len(w)] = w, True
         pattern = keyframes.sample_training_pattern(len(w), rng) if cfg.keyframe_training else None
         if pattern is not None:
-            keys = keyframes.Keyframes(pattern[0], data.joints(i)[pattern[0]], pattern[1])
+            keys = keyframes.Keyframes(pattern[0], data.joints(i, shift)[pattern[0]], pattern[1])
             encoded = keyframes.encode(keys, len(w), data.mean, data.std, mdm_cfg.keyframe_heading)
             key_values[b, : len(w)], key_mask[b, : len(w)] = encoded
     text = data.caption_embeddings(idx, rng)  # [B, D], one random paraphrase per window

@@ -151,6 +151,24 @@ def test_prepare_data_writes_the_dataset(prepared):
     assert {"walk", "kick", "jump", "idle", "turn", "wave", "crouch", "sit"} <= categories
 
 
+def test_random_shifts_are_fresh_crops_inside_their_sequence(prepared):
+    dataset = data.Dataset.load(prepared)
+    rng = np.random.default_rng(0)
+    indices = rng.integers(0, len(dataset), 4000)
+    shifts = dataset.random_shifts(indices, 10, rng)
+    assert shifts.min() == -10 and shifts.max() == 10 and len(np.unique(shifts)) == 21
+    sequence = np.searchsorted(dataset.sequence_offsets, dataset.start[indices], side="right") - 1
+    start = dataset.start[indices] + shifts
+    assert np.all(start >= dataset.sequence_offsets[sequence])
+    assert np.all(start + dataset.length[indices] <= dataset.sequence_offsets[sequence + 1])
+    sequence_rows = np.diff(dataset.sequence_offsets)[
+        np.searchsorted(dataset.sequence_offsets, dataset.start, side="right") - 1]
+    whole = np.flatnonzero(dataset.length == sequence_rows)  # windows that are their whole sequence: cannot move
+    assert len(whole) and not dataset.random_shifts(whole, 10, rng).any()
+    i = int(indices[np.argmax(shifts)])  # a window that can move 10 rows on
+    np.testing.assert_array_equal(dataset.window(i, 3), dataset.features[dataset.start[i] + 3:][:dataset.length[i]])
+
+
 def test_training_set_gives_normalised_windows_joints_and_model_settings(prepared):
     from backend.model import MDMConfig
 

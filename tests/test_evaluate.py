@@ -192,7 +192,7 @@ def test_evaluate_cli_prints_one_json_object_and_writes_the_report(tmp_path, tin
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)  # stdout is the JSON object and nothing else
     assert report["clips"] == len(SMALL_EVAL) and report["windows"] >= len(SMALL_EVAL)
-    plausibility_keys = {"foot_skate", "jitter", "penetration", "bone_length_std", "root_speed"}
+    plausibility_keys = {"foot_skate", "jitter", "penetration", "bone_length_std", "root_speed", "pose_speed"}
     assert set(report["plausibility"]) == {"generated", "generated_unplanted", "real"}
     assert all(set(v) == plausibility_keys for v in report["plausibility"].values())
     assert set(report["inbetween"]) == {str(g) for g in GAPS}

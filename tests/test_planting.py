@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from backend import features, keyframes, metrics, planting
+from backend import features, keyframes, metrics, planting, skeleton
 from backend.pipeline import MotionRequest, Pipeline, on_reference_skeleton
 from conftest import HUMANML_SAMPLE_DIR
 
@@ -40,8 +40,14 @@ def test_only_the_path_across_the_floor_moves(motion):
     assert np.allclose(relative(planted), relative(glided), atol=1e-12)  # the pose itself is untouched
 
 
-def test_root_speed_measures_the_glide(motion):
+def test_root_speed_measures_the_glide_and_pose_speed_ignores_it(motion):
     assert metrics.root_speed(_glide(motion) - motion) == pytest.approx(np.hypot(0.03, 0.02) * 20)
+    assert metrics.pose_speed(_glide(motion)) == pytest.approx(metrics.pose_speed(motion), abs=1e-9)
+    still = np.repeat(motion[:1], len(motion), axis=0)
+    waving = still.copy()
+    waving[:, skeleton.JOINT_INDEX["left_wrist"], 1] += 0.01 * np.arange(len(motion))  # 0.2 m/s, one joint of 21
+    assert metrics.pose_speed(still) == 0.0
+    assert metrics.pose_speed(waving) == pytest.approx(0.2 / 21)
 
 
 def test_frames_up_to_start_are_kept_exactly(motion):

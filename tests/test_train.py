@@ -40,9 +40,9 @@ def _train(config, *extra, launcher=(sys.executable, "-m", "backend")):
 
 
 def test_resume_continues_bit_for_bit(tmp_path, data_dir):
-    # With both optional training terms on (the shipped config leaves them off): tempered categories and the
-    # foot-contact loss.
-    straight = _config(tmp_path, data_dir, "straight", category_power=0.5, foot_contact_weight=0.1)
+    # With every optional training term on: tempered categories, the foot-contact loss and random crops.
+    straight = _config(tmp_path, data_dir, "straight", category_power=0.5, foot_contact_weight=0.1,
+                       crop_jitter=10)
     _train(straight)
     resumed = _config(tmp_path, data_dir, "resumed")
     shutil.copy(straight, resumed)  # the same config, another out_dir
@@ -80,11 +80,12 @@ def test_resuming_with_another_config_is_refused(tmp_path, data_dir):
 
 
 def test_bad_config_values_are_named_and_nothing_is_written(tmp_path, data_dir):
-    config = _config(tmp_path, data_dir, "bad", category_power=-0.5, foot_contact_weight=-0.1, ema_decay=1.0)
+    config = _config(tmp_path, data_dir, "bad", category_power=-0.5, foot_contact_weight=-0.1, ema_decay=1.0,
+                     crop_jitter=-2)
     result = subprocess.run([sys.executable, "-m", "backend", "train", "--config", str(config)], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 2
-    for named in ("category_power -0.5", "foot_contact_weight -0.1", "ema_decay 1.0"):
+    for named in ("category_power -0.5", "foot_contact_weight -0.1", "ema_decay 1.0", "crop_jitter -2"):
         assert named in result.stderr
     assert not (tmp_path / "bad").exists()
 
