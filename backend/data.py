@@ -124,8 +124,8 @@ class Dataset:
 
     def random_shifts(self, indices, reach, rng: np.random.Generator):
         """(B,) int start offsets for windows `indices`, each uniform in [-reach, reach] and clipped so the moved
-        window stays inside its sequence: a fresh crop at every draw, as MDM crops its motions at random, where the
-        fixed windows alone let a small network learn each of them by heart."""
+        window stays inside its sequence: a fresh crop at every draw, as MDM crops its motions at random, rather
+        than the same windows, cut once by `prepare-data`, at every epoch."""
         start, length = self.start[indices], self.length[indices]
         sequence = np.searchsorted(self.sequence_offsets, start, side="right") - 1
         low = np.maximum(-reach, self.sequence_offsets[sequence] - start)
