@@ -74,10 +74,9 @@ def main():
         print(f"\n{checkpoint or 'embedded default'}: pose speed kept (x0_hat at step t / samples, over the window's)")
         print(f"{'category':<14}" + "".join(f"{'t=' + str(s):>8}" for s in STEPS) + f"{'samples':>9}")
         for category in args.categories:
-            rows = [kept_ratios(pipe, data, i, args.samples) for i in category_windows(data, category, args.windows,
-                                                                                         frames)]
-            print(f"{category:<14}" + "".join(f"{r:>8.2f}" for r in np.mean(rows, axis=0)[:-1])
-                  + f"{np.mean(rows, axis=0)[-1]:>9.2f}", flush=True)
+            windows = category_windows(data, category, args.windows, frames)
+            *steps, samples = np.mean([kept_ratios(pipe, data, i, args.samples) for i in windows], axis=0)
+            print(f"{category:<14}" + "".join(f"{r:>8.2f}" for r in steps) + f"{samples:>9.2f}", flush=True)
 
 
 if __name__ == "__main__":
