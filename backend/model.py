@@ -85,6 +85,12 @@ class MDMConfig:
     # How the keyframe channels estimate a key's feature heading (keyframes.KEY_HEADINGS, `keyed_half_yaw`): a model
     # must be sampled with the estimate it was trained with; checkpoints that do not name one were trained "instant".
     keyframe_heading: str = "instant"
+    # x0_hat += k_t * x_t: a depthwise filter over time of the noisy input, `input_skip_taps` taps per feature read
+    # from the time embedding (all zero at initialisation; 0 = no skip, the official model). It is a learned c_skip
+    # (EDM's preconditioning, Karras et al. 2022) widened into a per-noise-level Wiener filter: an almost clean input
+    # passes through instead of being rebuilt from the latent, which is narrower than the features (the rebuild
+    # blurs), while the frame-to-frame noise that a one-tap gain passes on (jitter) is filtered out.
+    input_skip_taps: int = 0
 
     def __post_init__(self):
         problems = []
@@ -110,6 +116,8 @@ class MDMConfig:
             problems.append(f"keyframe_residual needs keyframe_dim >= {self.input_feats} (the motion's features first)")
         if self.keyframe_heading not in KEY_HEADINGS:
             problems.append(f"keyframe_heading {self.keyframe_heading!r} is not one of {KEY_HEADINGS}")
+        if self.input_skip_taps < 0 or (self.input_skip_taps and self.input_skip_taps % 2 == 0):
+            problems.append(f"input_skip_taps {self.input_skip_taps} must be 0 or a positive odd number")
         if self.action_names and len(self.action_names) != self.num_actions:
             problems.append(f"{len(self.action_names)} action names for {self.num_actions} actions")
         if problems:
@@ -321,6 +329,10 @@ class MDM(nn.Module):
         elif c.cond_mode == "action":
             self.embed_action = EmbedAction(c.num_actions, c.latent_dim)
         self.output_process = OutputProcess(c.latent_dim, c.njoints, c.nfeats)
+        if c.input_skip_taps:
+            self.skip_taps = nn.Linear(c.latent_dim, c.input_feats * c.input_skip_taps)
+            nn.init.zeros_(self.skip_taps.weight)
+            nn.init.zeros_(self.skip_taps.bias)
 
     def embed_condition(self, cond: dict, batch_size: int):
         """The condition alone, before the time embedding is added: ([S, B, d] or None, memory padding mask).
@@ -351,6 +363,7 @@ class MDM(nn.Module):
         cond = cond or {}
         c = self.config
         B, _, _, F = x.shape  # x: [B, njoints, nfeats, F]
+        x_t = x
         time_emb = self.embed_timestep(self.sequence_pos_encoder.pe[timesteps])  # [1, B, d]
         cond_emb, memory_pad_mask = self.embed_condition(cond, B)
         emb = time_emb if cond_emb is None else time_emb + cond_emb  # [S, B, d], S = 1 or L text tokens
@@ -384,7 +397,16 @@ class MDM(nn.Module):
         if c.keyframe_residual and cond.get("keyframe_values") is not None:
             keyed = cond["keyframe_values"][:, : c.input_feats]  # [B or 1, njoints*nfeats, 1, F]
             x0_hat = x0_hat + keyed.reshape(len(keyed), c.njoints, c.nfeats, F).to(x0_hat.dtype)
+        if c.input_skip_taps:
+            x0_hat = x0_hat + self._filtered_input(x_t, time_emb[0])
         return x0_hat
+
+    def _filtered_input(self, x_t, time_emb):  # x_t: [B, njoints, nfeats, F], time_emb: [B, d]
+        B, F, channels, k = len(x_t), x_t.shape[-1], self.config.input_feats, self.config.input_skip_taps
+        taps = self.skip_taps(time_emb).view(B * channels, 1, k)  # one filter per sample and feature
+        # Replicate the end frames, so a clip's first and last frames are filtered like the others.
+        padded = nn.functional.pad(x_t.reshape(1, B * channels, F), (k // 2, k // 2), mode="replicate")
+        return nn.functional.conv1d(padded, taps, groups=B * channels).view(x_t.shape)  # [B, njoints, nfeats, F]
 
     def _with_keyframe_channels(self, x, cond):
         B, _, _, F = x.shape

@@ -150,6 +150,25 @@ def test_keyframe_residual_adds_the_keyed_features_to_the_prediction():
         small_config(keyframe_dim=6, keyframe_residual=True)
 
 
+def test_input_skip_starts_as_plain_mdm_then_filters_x_t_over_time_with_taps_read_from_t():
+    plain, skipped = seeded(small_config()), seeded(small_config(input_skip_taps=3))
+    assert skipped.load_state_dict(plain.state_dict(), strict=False).missing_keys == ["skip_taps.weight",
+                                                                                      "skip_taps.bias"]
+    x, t, text = torch.randn(2, 12, 1, 10), torch.tensor([1, 40]), torch.randn(2, 16)
+    added = lambda x: skipped(x, t, {"text_embed": text}) - plain(x, t, {"text_embed": text})
+    with torch.no_grad():
+        torch.testing.assert_close(added(x), torch.zeros_like(x))  # zero taps: exactly the plain model
+        skipped.skip_taps.bias.copy_(torch.tensor([0.25, 0.5, 0.25]).repeat(12))  # taps = bias, weights zero
+        padded = torch.cat([x[..., :1], x, x[..., -1:]], dim=-1)  # the ends replicated
+        torch.testing.assert_close(added(x), 0.25 * padded[..., :-2] + 0.5 * x + 0.25 * padded[..., 2:])
+        skipped.skip_taps.weight.normal_()  # taps that read the time embedding differ between the two steps
+        same = added(x[:1].repeat(2, 1, 1, 1))
+        assert not torch.allclose(same[0], same[1])
+    for bad in (-1, 2):
+        with pytest.raises(UserError, match="input_skip_taps"):
+            small_config(input_skip_taps=bad)
+
+
 def test_byte_dropout_keeps_the_expected_share_scaled_like_nn_dropout():
     drop = ByteDropout(0.1).train()
     torch.manual_seed(0)

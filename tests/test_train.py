@@ -40,9 +40,10 @@ def _train(config, *extra, launcher=(sys.executable, "-m", "backend")):
 
 
 def test_resume_continues_bit_for_bit(tmp_path, data_dir):
-    # With every optional training term on: tempered categories, the foot-contact loss and random crops.
+    # With every optional training term on: tempered categories, the foot-contact loss, random crops and the
+    # input skip filter.
     straight = _config(tmp_path, data_dir, "straight", category_power=0.5, foot_contact_weight=0.1,
-                       crop_jitter=10)
+                       crop_jitter=10, model={**TINY_MODEL, "input_skip_taps": 3})
     _train(straight)
     resumed = _config(tmp_path, data_dir, "resumed")
     shutil.copy(straight, resumed)  # the same config, another out_dir
@@ -56,6 +57,7 @@ def test_resume_continues_bit_for_bit(tmp_path, data_dir):
     a = load_file(tmp_path / "straight" / "model" / "model.safetensors")
     b = load_file(tmp_path / "resumed" / "model" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a["skip_taps.weight"].abs().max() > 0  # the filter starts at zero and learns
 
 
 def test_the_trained_folder_describes_itself(tmp_path, data_dir):
