@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 import torch.nn as nn
 
+from .diffusion import make_schedule
 from .errors import UserError
 from .keyframes import KEY_HEADINGS
 
@@ -91,6 +92,11 @@ class MDMConfig:
     # passes through instead of being rebuilt from the latent, which is narrower than the features (the rebuild
     # blurs), while the frame-to-frame noise that a one-tap gain passes on (jitter) is filtered out.
     input_skip_taps: int = 0
+    # With keyframe_residual, filter the departure from the keys, x_t - sqrt(alpha_bar_t) * keyed (the noisy version
+    # of what the network predicts), instead of x_t itself. Filtering x_t passes the keys' own values through a
+    # second time near t = 0, so the network had to learn to cancel them; filtered this way the skip and the residual
+    # agree, and without keys (plain generation) nothing changes.
+    input_skip_departure: bool = False
 
     def __post_init__(self):
         problems = []
@@ -118,6 +124,8 @@ class MDMConfig:
             problems.append(f"keyframe_heading {self.keyframe_heading!r} is not one of {KEY_HEADINGS}")
         if self.input_skip_taps < 0 or (self.input_skip_taps and self.input_skip_taps % 2 == 0):
             problems.append(f"input_skip_taps {self.input_skip_taps} must be 0 or a positive odd number")
+        if self.input_skip_departure and not (self.input_skip_taps and self.keyframe_residual):
+            problems.append("input_skip_departure needs input_skip_taps and keyframe_residual")
         if self.action_names and len(self.action_names) != self.num_actions:
             problems.append(f"{len(self.action_names)} action names for {self.num_actions} actions")
         if problems:
@@ -333,6 +341,9 @@ class MDM(nn.Module):
             self.skip_taps = nn.Linear(c.latent_dim, c.input_feats * c.input_skip_taps)
             nn.init.zeros_(self.skip_taps.weight)
             nn.init.zeros_(self.skip_taps.bias)
+        if c.input_skip_departure:  # sqrt(alpha_bar_t) by original step index; derived, so not in the state dict
+            sqrt_alpha_bar = make_schedule(c.diffusion_steps, c.noise_schedule).sqrt_alpha_bar
+            self.register_buffer("sqrt_alpha_bar", sqrt_alpha_bar.float(), persistent=False)  # [diffusion_steps]
 
     def embed_condition(self, cond: dict, batch_size: int):
         """The condition alone, before the time embedding is added: ([S, B, d] or None, memory padding mask).
@@ -394,11 +405,16 @@ class MDM(nn.Module):
                                        memory_key_padding_mask=memory_pad_mask)
             out = out[1:] if with_token else out  # [F, B, d]
         x0_hat = self.output_process(out)  # [B, njoints, nfeats, F]
+        keyed = None
         if c.keyframe_residual and cond.get("keyframe_values") is not None:
             keyed = cond["keyframe_values"][:, : c.input_feats]  # [B or 1, njoints*nfeats, 1, F]
-            x0_hat = x0_hat + keyed.reshape(len(keyed), c.njoints, c.nfeats, F).to(x0_hat.dtype)
+            keyed = keyed.reshape(len(keyed), c.njoints, c.nfeats, F).to(x0_hat.dtype)  # [B or 1, njoints, nfeats, F]
+            x0_hat = x0_hat + keyed
         if c.input_skip_taps:
-            x0_hat = x0_hat + self._filtered_input(x_t, time_emb[0])
+            skipped = x_t
+            if c.input_skip_departure and keyed is not None:
+                skipped = x_t - self.sqrt_alpha_bar[timesteps].view(-1, 1, 1, 1).to(x_t.dtype) * keyed
+            x0_hat = x0_hat + self._filtered_input(skipped, time_emb[0])
         return x0_hat
 
     def _filtered_input(self, x_t, time_emb):  # x_t: [B, njoints, nfeats, F], time_emb: [B, d]

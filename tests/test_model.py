@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from backend.diffusion import make_schedule
 from backend.errors import UserError
 from backend.fixture_check import (TOL_EXACT32, TOL_FORWARD, Fixture, fixture_inputs, fixture_model,
                                    model_checks)
@@ -167,6 +168,28 @@ def test_input_skip_starts_as_plain_mdm_then_filters_x_t_over_time_with_taps_rea
     for bad in (-1, 2):
         with pytest.raises(UserError, match="input_skip_taps"):
             small_config(input_skip_taps=bad)
+
+
+def test_departure_skip_filters_x_t_less_the_noised_keys_and_changes_nothing_without_keys():
+    skip = dict(keyframe_dim=14, keyframe_residual=True, input_skip_taps=3)  # 12 features + 2 extra channels
+    on, off = seeded(small_config(**skip, input_skip_departure=True)), seeded(small_config(**skip))
+    with torch.no_grad():
+        off.skip_taps.bias.copy_(torch.tensor([0.25, 0.5, 0.25]).repeat(12))  # taps = bias, weights zero
+    on.load_state_dict(off.state_dict())  # strictly: the schedule buffer is derived, not saved
+    x, t, text = torch.randn(2, 12, 1, 10), torch.tensor([1, 40]), torch.randn(2, 16)
+    values, mask = torch.randn(2, 14, 1, 10), torch.rand(2, 14, 1, 10) < 0.3
+    unkeyed, keyed = {"text_embed": text}, {"text_embed": text, "keyframe_values": values, "keyframe_mask": mask}
+    sqrt_alpha_bar = make_schedule(on.config.diffusion_steps, on.config.noise_schedule).sqrt_alpha_bar[t]
+    noised_keys = sqrt_alpha_bar.float().view(2, 1, 1, 1) * values[:, :12].reshape(2, 12, 1, 10)
+    padded = torch.cat([noised_keys[..., :1], noised_keys, noised_keys[..., -1:]], dim=-1)
+    with torch.no_grad():
+        torch.testing.assert_close(on(x, t, unkeyed), off(x, t, unkeyed))
+        # The filter is linear, so filtering x_t - sqrt(alpha_bar_t) keyed differs by minus the filtered keys.
+        torch.testing.assert_close(on(x, t, keyed) - off(x, t, keyed),
+                                   -(0.25 * padded[..., :-2] + 0.5 * noised_keys + 0.25 * padded[..., 2:]))
+    for bad in (dict(keyframe_dim=14, keyframe_residual=True), dict(input_skip_taps=3)):
+        with pytest.raises(UserError, match="input_skip_departure needs input_skip_taps and keyframe_residual"):
+            small_config(**bad, input_skip_departure=True)
 
 
 def test_byte_dropout_keeps_the_expected_share_scaled_like_nn_dropout():
