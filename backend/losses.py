@@ -9,6 +9,9 @@
    together where it shows: the predicted feet's steps on the frames where the data has them on the ground.
    Unlike MDM, which drives those steps to zero, it matches the data's own (HumanML3D's contact rule lets a foot
    roll by up to 4.5 cm a frame).
+3. `bone_length`: the recovered joints' bone lengths against the data's. The features hold every joint's position
+   on its own (`ric`), so nothing but this term ties a joint to its parent; a model that passes its noisy input
+   through (`MDMConfig.input_skip_taps`) otherwise returns limbs whose length wavers from frame to frame.
 """
 import torch
 
@@ -43,13 +46,17 @@ def joints_from_features(features):
     return torch.cat([root[..., None, :], joints], dim=-2)  # [..., T, 22, 3]
 
 
+def _joints(x, mean, std):
+    """[B, 263, 1, F] z-scored features -> [B, F, 22, 3] global joints."""
+    return joints_from_features(x[:, :, 0].transpose(1, 2) * std + mean)  # [B, F, 263] raw on the way
+
+
 def foot_contact(x0_hat, x0, valid, mean, std, scale, sample_weight=None):
     """Mean squared difference between predicted and real foot-joint steps (m/frame, divided by `scale`) over the
     transitions t -> t+1 where the real foot is in contact, each window's terms times its `sample_weight` [B]
     (None: 1); x0 [B, 263, 1, F] z-scored, `mean`/`std` (263,) tensors, valid [B, F] bool."""
     def joints(x):  # [B, 263, 1, F] z-scored -> [B, F, 4, 3] contact joints
-        raw = x[:, :, 0].transpose(1, 2) * std + mean  # [B, F, 263]
-        return joints_from_features(raw)[..., skeleton.CONTACT_JOINTS, :]
+        return _joints(x, mean, std)[..., skeleton.CONTACT_JOINTS, :]
 
     step_hat, step = torch.diff(joints(x0_hat), dim=1), torch.diff(joints(x0), dim=1)  # [B, F-1, 4, 3]
     contact = x0[:, skeleton.CONTACT, 0, :-1].transpose(1, 2) * std[skeleton.CONTACT] + mean[skeleton.CONTACT]
@@ -57,4 +64,20 @@ def foot_contact(x0_hat, x0, valid, mean, std, scale, sample_weight=None):
     error = ((step_hat - step) / scale).pow(2).sum(-1)  # [B, F-1, 4]
     if sample_weight is not None:
         error = error * sample_weight[:, None, None]
+    return (error * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def bone_length(x0_hat, x0, valid, mean, std, scale, sample_weight=None):
+    """Mean squared difference between predicted and real bone lengths (m, divided by `scale`) over the real frames
+    and the 21 bones, each window's terms times its `sample_weight` [B] (None: 1); shapes as `foot_contact`."""
+    parents = list(skeleton.PARENTS[1:])
+
+    def lengths(x):  # [B, 263, 1, F] z-scored -> [B, F, 21]
+        joints = _joints(x, mean, std)
+        return torch.linalg.vector_norm(joints[..., 1:, :] - joints[..., parents, :], dim=-1)
+
+    error = ((lengths(x0_hat) - lengths(x0)) / scale).pow(2).mean(-1)  # [B, F]
+    if sample_weight is not None:
+        error = error * sample_weight[:, None]
+    weight = valid.to(x0.dtype)
     return (error * weight).sum() / weight.sum().clamp_min(1.0)

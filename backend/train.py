@@ -45,6 +45,7 @@ class TrainConfig:
     # Weight of `losses.foot_contact` beside the x0 MSE (0 = MDM's plain loss), times each window's alpha_bar_t:
     # where noise hides when the feet are down, matching the data's steps would teach feet that never move.
     foot_contact_weight: float = 0.0
+    bone_length_weight: float = 0.0  # weight of `losses.bone_length`, times alpha_bar_t like the foot term
     seed: int = 0
     checkpoint_every: int = 500
     threads: int = 0  # torch intra-op threads; 0 = torch's default
@@ -56,6 +57,7 @@ class TrainConfig:
             ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]"), ("grad_clip", self.grad_clip > 0, "> 0"),
             ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"), ("category_power", self.category_power >= 0, ">= 0"),
             ("foot_contact_weight", self.foot_contact_weight >= 0, ">= 0"),
+            ("bone_length_weight", self.bone_length_weight >= 0, ">= 0"),
             ("crop_jitter", self.crop_jitter >= 0, ">= 0"),
             ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"), ("threads", self.threads >= 0, ">= 0"),
         ) if not ok]
@@ -181,9 +183,11 @@ def train(cfg: TrainConfig, stop_after=None, log=print):
         log(f"resumed from step {start}")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     probabilities = data.probabilities(cfg.category_power)
-    # Feature Mean/Std, and the typical joint step (the velocity block's Std, m/frame) the foot loss is scaled by.
+    # Feature Mean/Std, and the typical joint step (the velocity block's Std, m/frame) the joint terms are scaled by.
     stats = (torch.from_numpy(data.mean).to(device), torch.from_numpy(data.std).to(device),
              float(data.std[skeleton.VEL].mean()))
+    joint_terms = [(weight, term) for weight, term in ((cfg.foot_contact_weight, losses.foot_contact),
+                                                       (cfg.bone_length_weight, losses.bone_length)) if weight]
 
     from tqdm import tqdm
 
@@ -200,10 +204,9 @@ def train(cfg: TrainConfig, stop_after=None, log=print):
         noise = torch.randn(x0.shape, generator=gen).to(device)
         x0_hat = net(q_sample(schedule, x0, t, noise), schedule.timestep_map.to(device)[t], cond)
         loss = losses.x0_mse(x0_hat, x0, cond["frame_mask"])
-        if cfg.foot_contact_weight:
-            signal = schedule.alpha_bar.to(device)[t].to(x0.dtype)  # [B]
-            loss = loss + cfg.foot_contact_weight * losses.foot_contact(x0_hat, x0, cond["frame_mask"], *stats,
-                                                                        sample_weight=signal)
+        signal = schedule.alpha_bar.to(device)[t].to(x0.dtype)  # [B]
+        for weight, term in joint_terms:
+            loss = loss + weight * term(x0_hat, x0, cond["frame_mask"], *stats, sample_weight=signal)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
         optimizer.zero_grad(set_to_none=True)

@@ -40,10 +40,11 @@ def _train(config, *extra, launcher=(sys.executable, "-m", "backend")):
 
 
 def test_resume_continues_bit_for_bit(tmp_path, data_dir):
-    # With every optional training term on: tempered categories, the foot-contact loss, random crops and the
-    # input skip filter.
+    # With every optional training term on: tempered categories, the foot-contact and bone-length losses, random
+    # crops and the input skip filter of the departure from the keys.
     straight = _config(tmp_path, data_dir, "straight", category_power=0.5, foot_contact_weight=0.1,
-                       crop_jitter=10, model={**TINY_MODEL, "input_skip_taps": 3})
+                       bone_length_weight=0.1, crop_jitter=10,
+                       model={**TINY_MODEL, "input_skip_taps": 3, "input_skip_departure": True})
     _train(straight)
     resumed = _config(tmp_path, data_dir, "resumed")
     shutil.copy(straight, resumed)  # the same config, another out_dir
@@ -83,11 +84,12 @@ def test_resuming_with_another_config_is_refused(tmp_path, data_dir):
 
 def test_bad_config_values_are_named_and_nothing_is_written(tmp_path, data_dir):
     config = _config(tmp_path, data_dir, "bad", category_power=-0.5, foot_contact_weight=-0.1, ema_decay=1.0,
-                     crop_jitter=-2)
+                     crop_jitter=-2, bone_length_weight=-1)
     result = subprocess.run([sys.executable, "-m", "backend", "train", "--config", str(config)], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 2
-    for named in ("category_power -0.5", "foot_contact_weight -0.1", "ema_decay 1.0", "crop_jitter -2"):
+    for named in ("category_power -0.5", "foot_contact_weight -0.1", "ema_decay 1.0", "crop_jitter -2",
+                  "bone_length_weight -1"):
         assert named in result.stderr
     assert not (tmp_path / "bad").exists()
 
