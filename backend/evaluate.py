@@ -146,6 +146,23 @@ def category_of(description):
         return None
 
 
+def for_model(options: EvalOptions, pipeline: Pipeline) -> EvalOptions:
+    """`options` with the window length (`frames`: the model's longest, at most skeleton.MAX_FRAMES, unless given)
+    and the sampling steps (at most the model's own) settled for this model."""
+    frame_range = pipeline.loaded.frames
+    frames = options.frames or min(frame_range["max_frames"], skeleton.MAX_FRAMES)
+    if not frame_range["min_frames"] <= frames <= frame_range["max_frames"]:
+        raise UserError(f"--frames {frames} is outside this model's range of {frame_range['min_frames']}-"
+                        f"{frame_range['max_frames']} frames")
+    return replace(options, frames=frames, steps=min(options.steps, pipeline.config.diffusion_steps))
+
+
+def eval_windows(clips, options, min_length):
+    """[(row, window)]: each loaded clip's `cut_windows` of `options.frames`, canonicalised like training data."""
+    return [(row, features.canonicalize(window)) for row, joints in clips
+            for window in cut_windows(joints, options.frames, options.windows_per_clip, min_length)]
+
+
 def cut_windows(joints, length, count, min_length):
     """Up to `count` windows of `length` frames spread evenly over the clip (first at the start, last at the end);
     a clip shorter than `length` is one window if it has at least `min_length` frames."""
@@ -169,6 +186,13 @@ def linear_inbetween(joints, keyed_frames):
     t = np.arange(len(joints))
     keyed = joints[keyed_frames].reshape(len(keyed_frames), -1)  # (K, 66)
     return np.stack([np.interp(t, keyed_frames, keyed[:, c]) for c in range(keyed.shape[1])], -1).reshape(joints.shape)
+
+
+def inbetween_request(keys, frames, window_index, options, method="auto") -> MotionRequest:
+    """What the evaluation asks of the model for one window's keys (its seed follows the window)."""
+    # Unprompted, so guidance would only repeat the same forward: scale 1 halves the cost.
+    return MotionRequest(frames=frames, samples=options.samples, seed=options.seed + window_index, guidance=1.0,
+                         steps=options.steps, keys=keys, inbetween_method=method)
 
 
 def inbetween_scores(real, keyed_frames, candidates):
@@ -212,10 +236,7 @@ def evaluate_inbetween(pipeline, windows, options, default, others, log):
             candidates = {"linear": linear_inbetween(real, keyed)[None]}
             for name, method in runs:
                 log(f"in-betweening gap {gap}: window {w + 1}/{len(windows)}, {method}")
-                # Unprompted, so guidance would only repeat the same forward: scale 1 halves the cost.
-                request = MotionRequest(frames=len(real), samples=options.samples, seed=options.seed + w,
-                                        guidance=1.0, steps=options.steps, keys=keys, inbetween_method=method)
-                result = pipeline.generate(request)
+                result = pipeline.generate(inbetween_request(keys, len(real), w, options, method))
                 candidates[name] = result.joints
                 scores[f"{name}_unsnapped_keyframe_error"].extend(result.meta["keyframe_error_unsnapped"])
             for key, values in inbetween_scores(real, keyed, candidates).items():
@@ -312,19 +333,13 @@ def evaluate(pipeline: Pipeline, data_dir, options: EvalOptions, log=print) -> E
     seconds = {}
     eval_rows = read_eval_rows(data_dir)
     frame_range = pipeline.loaded.frames
-    frames = options.frames or min(frame_range["max_frames"], skeleton.MAX_FRAMES)
-    if not frame_range["min_frames"] <= frames <= frame_range["max_frames"]:
-        raise UserError(f"--frames {frames} is outside this model's range of {frame_range['min_frames']}-"
-                        f"{frame_range['max_frames']} frames")
-    options = replace(options, frames=frames, steps=min(options.steps, pipeline.config.diffusion_steps))
+    options = for_model(options, pipeline)
     default, others = inbetween_methods(pipeline, options.methods)
 
     clips = load_eval_clips(eval_rows, log)
-    windows, window_categories = [], []
-    for row, joints in clips:
-        for window in cut_windows(joints, frames, options.windows_per_clip, frame_range["min_frames"]):
-            windows.append(features.canonicalize(window))
-            window_categories.append(category_of(row.description))
+    cut = eval_windows(clips, options, frame_range["min_frames"])
+    windows = [window for _, window in cut]
+    window_categories = [category_of(row.description) for row, _ in cut]
     if not windows:
         raise UserError(f"no usable eval clip in {data_dir}: {len(eval_rows)} eval row(s), {len(clips)} loaded, none "
                         f"at least {frame_range['min_frames']} frames ({frame_range['min_frames'] / skeleton.FPS:.1f} "
@@ -346,14 +361,14 @@ def evaluate(pipeline: Pipeline, data_dir, options: EvalOptions, log=print) -> E
 
     mark = time.perf_counter()
     adherence, generated, unplanted, generated_sheet = evaluate_adherence(pipeline, motion_classifier, options,
-                                                                          frames, log)
+                                                                          options.frames, log)
     adherence["real_accuracy"] = real_accuracy
     seconds["adherence"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - began
 
     settings = {**asdict(options), "model_method": default, "methods": others, "device": str(pipeline.device),
                 "checkpoint": pipeline.loaded.meta.get("path")}
-    report = {"clips": len(clips), "windows": len(windows), "frames": frames,
+    report = {"clips": len(clips), "windows": len(windows), "frames": options.frames,
               "plausibility": {"generated": plausibility(generated), "generated_unplanted": plausibility(unplanted),
                                "real": plausibility(windows)},
               "inbetween": inbetween, "adherence": adherence, "settings": settings,

@@ -19,9 +19,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend import evaluate, features, metrics, skeleton  # noqa: E402
+from backend import evaluate, metrics  # noqa: E402
 from backend.keyframes import Keyframes  # noqa: E402
-from backend.pipeline import MotionRequest, Pipeline  # noqa: E402
+from backend.pipeline import Pipeline  # noqa: E402
 
 
 def l2p_root_pose(motion, real, keyed):
@@ -42,20 +42,16 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pipeline = Pipeline(args.checkpoint)
-    options = evaluate.EvalOptions()
+    options = evaluate.for_model(evaluate.EvalOptions(samples=args.samples), pipeline)
     clips = evaluate.load_eval_clips(evaluate.read_eval_rows(args.data), lambda *_: None)
-    frames = pipeline.loaded.frames
-    length = min(frames["max_frames"], skeleton.MAX_FRAMES)  # as `evaluate` cuts them
-    windows = [features.canonicalize(w) for _, joints in clips
-               for w in evaluate.cut_windows(joints, length, options.windows_per_clip, frames["min_frames"])]
+    windows = [window for _, window in evaluate.eval_windows(clips, options, pipeline.loaded.frames["min_frames"])]
     print(f"{len(windows)} windows, {args.samples} samples each; metres: L2P / root / pose about the root")
     for gap in args.gaps:
         linear, model = [], []
         for w, real in enumerate(windows):
             keyed = evaluate.regular_keys(len(real), gap)
             linear.append(l2p_root_pose(evaluate.linear_inbetween(real, keyed), real, keyed))
-            request = MotionRequest(frames=len(real), samples=args.samples, seed=options.seed + w, guidance=1.0,
-                                    keys=Keyframes.full_poses(keyed, real[keyed]))
+            request = evaluate.inbetween_request(Keyframes.full_poses(keyed, real[keyed]), len(real), w, options)
             model += [l2p_root_pose(motion, real, keyed) for motion in pipeline.generate(request).joints]
         (ll, lr, lp), (ml, mr, mp) = np.mean(linear, axis=0), np.mean(model, axis=0)
         print(f"gap {gap:3d}: linear {ll:.3f} / {lr:.3f} / {lp:.3f}   model {ml:.3f} / {mr:.3f} / {mp:.3f}   "
