@@ -11,7 +11,8 @@ standing on the clip's floor (a window in mid-air stays in mid-air, as it should
 With `loop_runs` (prepare-data --loop-runs; off by default, the shipped model was trained without it), a short take
 of a cyclic motion (`LOOPED_CATEGORIES`: CMU's runs last about a second) also gives a looped pair: its best cycle
 repeated to a full window (`cycles`), so the model sees a run fill a whole clip. Looped sequences are recorded
-motion, counted apart from both the takes and the procedural motion.
+motion, counted apart from both the takes and the procedural motion. With `pad_procedural` (--pad-procedural),
+procedural clips stand longer before and after their action (`procedural.timeline`), up to a full window.
 
 Files written to the output folder (all or none):
     dataset.npz   features (N, 263) float32, raw (not normalised): all sequences concatenated;
@@ -342,14 +343,14 @@ def looped_pair(joints, description, source, frames):
     return mirrored_pair(cycles.repeat_cycle(joints, cycle[0], cycle[1], frames), description, source, False)
 
 
-def procedural_sequences(target_rows, max_frames, seed_sequence):
+def procedural_sequences(target_rows, max_frames, seed_sequence, pad=False):
     """Procedural sequences (mirrored pairs) in rounds of one clip per category, until they hold at least
-    `target_rows` feature rows; whole rounds keep the categories balanced."""
+    `target_rows` feature rows; whole rounds keep the categories balanced. `pad`: see `procedural.timeline`."""
     sequences, rows, round_index = [], 0, 0
     while rows < target_rows:
         for category in procedural.GENERATORS:
             rng = np.random.default_rng(seed_sequence.spawn(1)[0])  # one stream per clip
-            clip = procedural.generate(category, rng, max_frames)
+            clip = procedural.generate(category, rng, max_frames, pad)
             pair = mirrored_pair(clip.joints, clip.description, f"procedural/{category}/{round_index:03d}", True)
             sequences += pair
             rows += sum(len(s.features) for s in pair)
@@ -465,7 +466,7 @@ def summarize(dataset, sequences, settings):
 
 
 def prepare(mocap_dir, windowing=Windowing(), procedural_share=0.2, captions_per_window=8, seed=0, files=None,
-            limit=None, loop_runs=False):
+            limit=None, loop_runs=False, pad_procedural=False):
     """Everything prepare-data computes: (dataset, Mean, Std, summary). Deterministic given `seed`."""
     if not 0 <= procedural_share < 1:
         raise UserError(f"--procedural-share must be in [0, 1), got {procedural_share}")
@@ -489,11 +490,12 @@ def prepare(mocap_dir, windowing=Windowing(), procedural_share=0.2, captions_per
     # share = procedural / (real + procedural)  =>  procedural = share / (1 - share) * real
     target = procedural_share / (1 - procedural_share) * sum(len(s.features) for s in sequences)
     if target > 0:
-        sequences += procedural_sequences(target, windowing.window + 1, procedural_seed)
+        sequences += procedural_sequences(target, windowing.window + 1, procedural_seed, pad_procedural)
     dataset = build_dataset(sequences, windowing, captions_per_window, np.random.default_rng(window_seed))
     mean, std = normalization(np.concatenate([s.features for s in sequences]))
     settings = {"mocap": str(mocap_dir), "seed": seed, "procedural_share": procedural_share,
-                "captions_per_window": captions_per_window, "loop_runs": loop_runs, **windowing.__dict__}
+                "captions_per_window": captions_per_window, "loop_runs": loop_runs,
+                "pad_procedural": pad_procedural, **windowing.__dict__}
     summary = summarize(dataset, sequences, settings)
     summary["floor_tilt_removed_degrees"] = tilts  # null: not levelled (too few resting feet)
     summary["dropped_shorter_than_min_length"] = too_short

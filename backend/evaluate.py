@@ -264,13 +264,14 @@ def plausibility(clips):
     return {k: float(np.mean([c[k] for c in per_clip])) for k in per_clip[0]}
 
 
-def adherence_prompts(categories, per_category):
-    """[(category, prompt)]: `per_category` held-out sentences per category, spread over its phrases and sides."""
+def adherence_prompts(categories, per_category, sentences=captions.heldout_captions):
+    """[(category, prompt)]: `per_category` of each category's `sentences(category)` (by default its held-out
+    paraphrases), spread over its phrases and sides."""
     prompts = []
     for category in categories:
-        sentences = captions.heldout_captions(category)
-        picks = np.linspace(0, len(sentences), per_category, endpoint=False).astype(int)
-        prompts += [(category, sentences[i]) for i in picks]
+        sentences_of_category = sentences(category)
+        picks = np.linspace(0, len(sentences_of_category), per_category, endpoint=False).astype(int)
+        prompts += [(category, sentences_of_category[i]) for i in picks]
     return prompts
 
 
@@ -297,6 +298,14 @@ def classifier_training_clips(mocap_dir, options, log):
     return clips
 
 
+def adherence_classifier(mocap_dir, options, log):
+    """The classifier that scores adherence, trained with the evaluation seed on `classifier_training_clips`."""
+    training_clips = classifier_training_clips(mocap_dir, options, log)
+    log(f"training the adherence classifier on {len(training_clips.joints)} clips")
+    return classifier.train_classifier(training_clips, torch.Generator().manual_seed(options.seed),
+                                       steps=options.classifier_steps)
+
+
 def scored(motion_classifier, motions, labels):
     """(accuracy, {category: accuracy}) of the classifier on `motions` whose true categories are `labels`."""
     hits = np.array(motion_classifier.predict(motions)) == np.array(labels)
@@ -304,13 +313,14 @@ def scored(motion_classifier, motions, labels):
     return float(hits.mean()), per_category
 
 
-def evaluate_adherence(pipeline, motion_classifier, options, frames, log):
-    """(adherence dict without real_accuracy, generated joints list, the same unplanted, contact-sheet rows)."""
-    prompts = adherence_prompts(motion_classifier.categories, options.prompts_per_category)
+def evaluate_adherence(pipeline, motion_classifier, options, log, sentences=captions.heldout_captions):
+    """(adherence dict without real_accuracy, generated joints list, the same unplanted, contact-sheet rows) for
+    prompts drawn from `sentences` (`adherence_prompts`)."""
+    prompts = adherence_prompts(motion_classifier.categories, options.prompts_per_category, sentences)
     generated, unplanted, labels, sheet = [], [], [], []
     for i, (category, prompt) in enumerate(prompts):
         log(f"generating {i + 1}/{len(prompts)}: {prompt!r}")
-        request = MotionRequest(text=prompt, frames=frames, samples=options.samples, seed=options.seed + i,
+        request = MotionRequest(text=prompt, frames=options.frames, samples=options.samples, seed=options.seed + i,
                                 guidance=options.guidance, steps=options.steps, plant_feet=False)
         result = pipeline.generate(request)
         joints = list(planting.plant_generated(result.joints, result.features))  # what `plant_feet=True` returns
@@ -347,10 +357,7 @@ def evaluate(pipeline: Pipeline, data_dir, options: EvalOptions, log=print) -> E
     seconds["data"] = time.perf_counter() - began
 
     mark = time.perf_counter()
-    training_clips = classifier_training_clips(options.classifier_data or data_dir, options, log)
-    log(f"training the adherence classifier on {len(training_clips.joints)} clips")
-    motion_classifier = classifier.train_classifier(training_clips, torch.Generator().manual_seed(options.seed),
-                                                    steps=options.classifier_steps)
+    motion_classifier = adherence_classifier(options.classifier_data or data_dir, options, log)
     known = [(w, c) for w, c in zip(windows, window_categories) if c in motion_classifier.categories]
     real_accuracy = scored(motion_classifier, *zip(*known))[0] if known else None
     seconds["classifier"] = time.perf_counter() - mark
@@ -360,8 +367,7 @@ def evaluate(pipeline: Pipeline, data_dir, options: EvalOptions, log=print) -> E
     seconds["inbetween"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    adherence, generated, unplanted, generated_sheet = evaluate_adherence(pipeline, motion_classifier, options,
-                                                                          options.frames, log)
+    adherence, generated, unplanted, generated_sheet = evaluate_adherence(pipeline, motion_classifier, options, log)
     adherence["real_accuracy"] = real_accuracy
     seconds["adherence"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - began

@@ -118,11 +118,20 @@ def smooth_noise(rng, frames, sigma_frames):
     return noise / max(noise.std(), 1e-9)
 
 
-def timeline(rng, phases, max_frames):
+def timeline(rng, phases, max_frames, pad=False):
     """Key times (seconds) of consecutive phases whose durations are drawn from (low, high) ranges, compressed
-    if needed so the clip fits `max_frames`; returns (times, frame count)."""
+    if needed so the clip fits `max_frames`; returns (times, frame count).
+
+    With `pad`, the first and last phases (every generator stands still in them) last longer, to a total drawn
+    between the phases' own and `max_frames`: a clip as long as a whole generation shows the action at its own pace
+    with standing around it, where a model that never saw one stretches the action to fill the time."""
     durations = np.array([rng.uniform(low, high) for low, high in phases])
-    durations *= min(1.0, (max_frames - 1) / FPS / durations.sum())
+    longest = (max_frames - 1) / FPS
+    durations *= min(1.0, longest / durations.sum())
+    if pad:
+        extra, before = rng.uniform(0.0, max(longest - durations.sum(), 0.0)), rng.uniform()
+        durations[0] += before * extra
+        durations[-1] += (1.0 - before) * extra
     times = np.concatenate([[0.0], np.cumsum(durations)])
     return times, int(np.floor(times[-1] * FPS)) + 1
 
@@ -253,22 +262,22 @@ def finish(body, description, acting=None):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Generators: (rng, max_frames) -> ProceduralClip
+# Generators: (rng, max_frames, pad) -> ProceduralClip (`pad`: see `timeline`)
 # ---------------------------------------------------------------------------------------------------------------
 
-def idle(rng, max_frames):
-    _, frames = timeline(rng, [(3.0, 6.0)], max_frames)
+def idle(rng, max_frames, pad=False):
+    _, frames = timeline(rng, [(3.0, 6.0)], max_frames, pad)
     return finish(stand(rng, frames, sway=1.0), "stand idle")
 
 
-def turn(rng, max_frames):
+def turn(rng, max_frames, pad=False):
     """Turn on the spot to a random side by 60-180 degrees in small pivot steps, the foot on that side leading."""
     side = int(rng.integers(2))
     sign = SIDE_SIGN[side]  # turning left is a positive yaw
     angle = np.radians(rng.uniform(60, 180))
     steps = int(np.ceil(angle / np.radians(rng.uniform(45, 60))))  # steps per foot
     phases = [(0.4, 0.9)] + [(0.3, 0.45), (0.03, 0.12)] * (2 * steps) + [(0.4, 0.9)]
-    times, frames = timeline(rng, phases, max_frames)
+    times, frames = timeline(rng, phases, max_frames, pad)
     body = stand(rng, frames, sway=0.4)
     t = np.arange(frames) / FPS
     lift = rng.uniform(0.03, 0.07)
@@ -300,11 +309,12 @@ def turn(rng, max_frames):
     return finish(body, f"turn {SIDE_NAMES[side]} in place", (t > times[1]) & (t < times[-2]))
 
 
-def wave(rng, max_frames):
+def wave(rng, max_frames, pad=False):
     """Raise one (random) arm, wave the forearm side to side a few times, lower it."""
     side = int(rng.integers(2))
     sign = SIDE_SIGN[side]
-    times, frames = timeline(rng, [(0.3, 1.0), (0.5, 0.9), (1.5, 3.0), (0.5, 0.9), (0.3, 0.8)], max_frames)
+    times, frames = timeline(rng, [(0.3, 1.0), (0.5, 0.9), (1.5, 3.0), (0.5, 0.9), (0.3, 0.8)], max_frames,
+                            pad)
     body = stand(rng, frames, sway=0.6)
     t = np.arange(frames) / FPS
     raised = keyed(t, times, [0, 0, 1, 1, 0, 0])
@@ -321,15 +331,15 @@ def wave(rng, max_frames):
     return finish(body, f"wave {SIDE_NAMES[side]} hand", raised > 0)
 
 
-def _lower_and_rise(rng, max_frames, hold):
+def _lower_and_rise(rng, max_frames, pad, hold):
     """(frames, 0 -> 1 -> 0 progress per frame): stand, go down, hold for `hold` seconds, come up, stand."""
-    times, frames = timeline(rng, [(0.4, 1.0), (0.8, 1.4), hold, (0.8, 1.4), (0.3, 0.8)], max_frames)
+    times, frames = timeline(rng, [(0.4, 1.0), (0.8, 1.4), hold, (0.8, 1.4), (0.3, 0.8)], max_frames, pad)
     return frames, keyed(np.arange(frames) / FPS, times, [0, 0, 1, 1, 0, 0])
 
 
-def crouch(rng, max_frames):
+def crouch(rng, max_frames, pad=False):
     """Squat down with the torso leaning forward and the arms out front for balance, then stand up."""
-    frames, down = _lower_and_rise(rng, max_frames, (0.3, 1.5))
+    frames, down = _lower_and_rise(rng, max_frames, pad, (0.3, 1.5))
     body = stand(rng, frames, sway=0.3)
     body.root[:, 1] -= rng.uniform(0.28, 0.42) * down
     body.root[:, 2] -= rng.uniform(0.05, 0.15) * down
@@ -343,9 +353,9 @@ def crouch(rng, max_frames):
     return finish(body, "crouch down and stand up", down > 0)
 
 
-def sit(rng, max_frames):
+def sit(rng, max_frames, pad=False):
     """Sit down on an (invisible) chair, leaning forward while going down and up, rest the hands on the thighs."""
-    frames, seated = _lower_and_rise(rng, max_frames, (1.0, 2.5))
+    frames, seated = _lower_and_rise(rng, max_frames, pad, (1.0, 2.5))
     body = stand(rng, frames, sway=0.3)
     seat_height = rng.uniform(0.48, 0.58)  # of the pelvis joint
     body.root[:, 1] += (seat_height - body.root[:, 1]) * seated
@@ -365,6 +375,6 @@ def sit(rng, max_frames):
 GENERATORS = {"idle": idle, "turn": turn, "wave": wave, "crouch": crouch, "sit": sit}
 
 
-def generate(category, rng, max_frames):
+def generate(category, rng, max_frames, pad=False):
     """One procedural clip of `category` (a key of GENERATORS), at most `max_frames` frames long."""
-    return GENERATORS[category](rng, max_frames)
+    return GENERATORS[category](rng, max_frames, pad)

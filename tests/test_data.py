@@ -40,7 +40,7 @@ def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared")
     result = prepare_data("--mocap", MOCAP_DIR, "--out", out, "--window", WINDOW, "--stride", 20,
                           "--min-length", MIN_LENGTH, "--procedural-share", 0.25, "--seed", 3, "--loop-runs",
-                          "--files", *SUBSET)
+                          "--pad-procedural", "--files", *SUBSET)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -227,6 +227,7 @@ def test_summary_reports_minutes_and_procedural_share(prepared):
     dataset = data.Dataset.load(prepared)
     assert summary["real_clips"] == sorted(SUBSET)
     assert summary["looped_clips"] == [RUN + data.LOOPED_SUFFIX]
+    assert summary["settings"]["loop_runs"] and summary["settings"]["pad_procedural"]
     rows = np.diff(dataset.sequence_offsets)
     procedural = np.array([s.startswith("procedural/") for s in dataset.sequence_source])
     looped = np.array([data.LOOPED_SUFFIX in s for s in dataset.sequence_source])

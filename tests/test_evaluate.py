@@ -127,6 +127,13 @@ def test_adherence_prompts_are_held_out_paraphrases():
         assert prompt not in evaluate.captions.train_captions(category)
 
 
+def test_adherence_prompts_can_come_from_the_training_sentences():
+    # bench/guidance_bench.py chooses the guidance scale on these, leaving the held-out paraphrases for evaluate.
+    prompts = evaluate.adherence_prompts(("run",), 4, evaluate.captions.train_captions)
+    assert len({p for _, p in prompts}) == 4
+    assert all(p in evaluate.captions.train_captions("run") for _, p in prompts)
+
+
 def write_index(folder, rows, **drop_columns):
     with open(MOCAP_DIR / "index.csv", newline="") as f:
         reader = csv.DictReader(f)

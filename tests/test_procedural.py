@@ -10,8 +10,8 @@ MAX_FRAMES = 121
 FEET = (skeleton.LEFT_FOOT_JOINTS, skeleton.RIGHT_FOOT_JOINTS)
 
 
-def clip(category, seed):
-    return procedural.generate(category, np.random.default_rng(seed), MAX_FRAMES)
+def clip(category, seed, pad=False):
+    return procedural.generate(category, np.random.default_rng(seed), MAX_FRAMES, pad)
 
 
 def heading_degrees(joints):
@@ -91,10 +91,11 @@ def test_crouch_and_sit_go_down_and_come_back_up(category, low, high, seed):
 
 @pytest.mark.parametrize("category", ["turn", "wave", "crouch", "sit"])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_acting_frames_hold_the_action_and_the_rest_stands(category, seed):
+@pytest.mark.parametrize("pad", [False, True])
+def test_acting_frames_hold_the_action_and_the_rest_stands(category, seed, pad):
     """`acting` is what the adherence classifier labels by: before and after it the body only stands (joints
     within sway of the segment's end frame), during it the action moves some joint by more than 15 cm."""
-    made = clip(category, seed)
+    made = clip(category, seed, pad)
     j, acting = made.joints, made.acting
     first, last = np.flatnonzero(acting)[[0, -1]]
     assert 0 < first and last < len(j) - 1  # stands at both ends
@@ -102,6 +103,17 @@ def test_acting_frames_hold_the_action_and_the_rest_stands(category, seed):
     for segment, anchor in ((j[:first], j[0]), (j[last + 1:], j[-1])):
         assert np.linalg.norm(segment - anchor, axis=-1).max() < 0.06
     assert np.linalg.norm(j[first:last + 1] - j[0], axis=-1).max() > 0.15
+
+
+@pytest.mark.parametrize("category", procedural.GENERATORS)
+def test_padding_stands_longer_around_an_action_of_the_same_length(category):
+    """`pad` draws the same phases, then lengthens only the standing at both ends, up to MAX_FRAMES."""
+    own = [clip(category, seed) for seed in SEEDS]
+    padded = [clip(category, seed, pad=True) for seed in SEEDS]
+    for a, b in zip(own, padded):
+        assert len(a.joints) <= len(b.joints) <= MAX_FRAMES
+        assert abs(int(a.acting.sum()) - int(b.acting.sum())) <= 1 or category == "idle"  # idle acts throughout
+    assert np.mean([len(b.joints) for b in padded]) > np.mean([len(a.joints) for a in own]) + 10
 
 
 def test_idle_acts_throughout():

@@ -22,6 +22,9 @@ def add_arguments(parser):
     parser.add_argument("--loop-runs", action="store_true",
                         help="also repeat the best cycle of each short run take to a full window (backend/cycles.py); "
                              "the shipped model was trained without")
+    parser.add_argument("--pad-procedural", action="store_true",
+                        help="procedural clips stand longer before and after their action, to a length drawn up to "
+                             "--window, so the model sees each procedural category at full length")
 
 
 def run(args):
@@ -30,7 +33,8 @@ def run(args):
     started = time.perf_counter()
     windowing = Windowing(args.window, args.stride, args.min_length, args.shorter)
     dataset, mean, std, summary = prepare(args.mocap, windowing, args.procedural_share, args.captions_per_window,
-                                          args.seed, args.files, args.limit, args.loop_runs)
+                                          args.seed, args.files, args.limit, args.loop_runs,
+                                          args.pad_procedural)
     summary["runtime_s"] = round(time.perf_counter() - started, 2)
     write(args.out, dataset, mean, std, summary)
     minutes = summary["minutes"]
