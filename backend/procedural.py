@@ -313,8 +313,7 @@ def wave(rng, max_frames, pad=False):
     """Raise one (random) arm, wave the forearm side to side a few times, lower it."""
     side = int(rng.integers(2))
     sign = SIDE_SIGN[side]
-    times, frames = timeline(rng, [(0.3, 1.0), (0.5, 0.9), (1.5, 3.0), (0.5, 0.9), (0.3, 0.8)], max_frames,
-                            pad)
+    times, frames = timeline(rng, [(0.3, 1.0), (0.5, 0.9), (1.5, 3.0), (0.5, 0.9), (0.3, 0.8)], max_frames, pad)
     body = stand(rng, frames, sway=0.6)
     t = np.arange(frames) / FPS
     raised = keyed(t, times, [0, 0, 1, 1, 0, 0])
