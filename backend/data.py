@@ -11,8 +11,9 @@ standing on the clip's floor (a window in mid-air stays in mid-air, as it should
 With `loop_runs` (prepare-data --loop-runs; off by default, the shipped model was trained without it), a short take
 of a cyclic motion (`LOOPED_CATEGORIES`: CMU's runs last about a second) also gives a looped pair: its best cycle
 repeated to a full window (`cycles`), so the model sees a run fill a whole clip. Looped sequences are recorded
-motion, counted apart from both the takes and the procedural motion. With `pad_procedural` (--pad-procedural),
-procedural clips stand longer before and after their action (`procedural.timeline`), up to a full window.
+motion, counted apart from both the takes and the procedural motion. Procedural clips of the categories in
+`pad_procedural` (--pad-procedural) stand longer before and after their action (`procedural.timeline`), up to a full
+window.
 
 Files written to the output folder (all or none):
     dataset.npz   features (N, 263) float32, raw (not normalised): all sequences concatenated;
@@ -28,6 +29,7 @@ Files written to the output folder (all or none):
 """
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +119,11 @@ class Dataset:
 
     def __len__(self):
         return len(self.start)
+
+    @cached_property
+    def looped(self):
+        """(W,) bool: the window comes from a looped take (`LOOPED_SUFFIX`)."""
+        return np.char.find(self.source.astype(str), LOOPED_SUFFIX) >= 0
 
     def window(self, i, shift=0):
         """(length_i, 263) raw features of window i, its start moved by `shift` rows (`random_shifts`)."""
@@ -343,14 +350,15 @@ def looped_pair(joints, description, source, frames):
     return mirrored_pair(cycles.repeat_cycle(joints, cycle[0], cycle[1], frames), description, source, False)
 
 
-def procedural_sequences(target_rows, max_frames, seed_sequence, pad=False):
+def procedural_sequences(target_rows, max_frames, seed_sequence, padded=()):
     """Procedural sequences (mirrored pairs) in rounds of one clip per category, until they hold at least
-    `target_rows` feature rows; whole rounds keep the categories balanced. `pad`: see `procedural.timeline`."""
+    `target_rows` feature rows; whole rounds keep the categories balanced. The categories in `padded` stand longer
+    around their action (`procedural.timeline`)."""
     sequences, rows, round_index = [], 0, 0
     while rows < target_rows:
         for category in procedural.GENERATORS:
             rng = np.random.default_rng(seed_sequence.spawn(1)[0])  # one stream per clip
-            clip = procedural.generate(category, rng, max_frames, pad)
+            clip = procedural.generate(category, rng, max_frames, category in padded)
             pair = mirrored_pair(clip.joints, clip.description, f"procedural/{category}/{round_index:03d}", True)
             sequences += pair
             rows += sum(len(s.features) for s in pair)
@@ -466,12 +474,16 @@ def summarize(dataset, sequences, settings):
 
 
 def prepare(mocap_dir, windowing=Windowing(), procedural_share=0.2, captions_per_window=8, seed=0, files=None,
-            limit=None, loop_runs=False, pad_procedural=False):
+            limit=None, loop_runs=False, pad_procedural=()):
     """Everything prepare-data computes: (dataset, Mean, Std, summary). Deterministic given `seed`."""
     if not 0 <= procedural_share < 1:
         raise UserError(f"--procedural-share must be in [0, 1), got {procedural_share}")
     if captions_per_window < 1 or (limit is not None and limit < 1):
         raise UserError(f"--captions-per-window and --limit must be at least 1, got {captions_per_window}, {limit}")
+    unknown = sorted(set(pad_procedural) - set(procedural.GENERATORS))
+    if unknown:
+        raise UserError(f"--pad-procedural: no procedural category {unknown}; the categories are "
+                        f"{list(procedural.GENERATORS)}")
     mocap_dir = Path(mocap_dir)
     if not mocap_dir.is_dir():
         raise UserError(f"mocap folder {mocap_dir} does not exist (expected shared/mocap/cmu with index.csv)")
@@ -495,7 +507,7 @@ def prepare(mocap_dir, windowing=Windowing(), procedural_share=0.2, captions_per
     mean, std = normalization(np.concatenate([s.features for s in sequences]))
     settings = {"mocap": str(mocap_dir), "seed": seed, "procedural_share": procedural_share,
                 "captions_per_window": captions_per_window, "loop_runs": loop_runs,
-                "pad_procedural": pad_procedural, **windowing.__dict__}
+                "pad_procedural": sorted(pad_procedural), **windowing.__dict__}
     summary = summarize(dataset, sequences, settings)
     summary["floor_tilt_removed_degrees"] = tilts  # null: not levelled (too few resting feet)
     summary["dropped_shorter_than_min_length"] = too_short

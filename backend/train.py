@@ -40,6 +40,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     keyframe_training: bool = True  # sample CondMDI-style keyframe patterns (keyframes.TRAINING_PATTERNS)
+    # False: windows of looped takes (prepare-data --loop-runs) never get keys. Their laps are stitched copies of one
+    # stride, so keyed they would teach an in-between the loop's regularity instead of how a take moves.
+    key_looped_windows: bool = True
     category_power: float = 1.0  # each category's share of the batches ~ its duration ** this (TrainingSet)
     crop_jitter: int = 0  # move each drawn window's start by up to this many frames (Dataset.random_shifts)
     # Weight of `losses.foot_contact` beside the x0 MSE (0 = MDM's plain loss), times each window's alpha_bar_t:
@@ -103,7 +106,8 @@ def make_batch(data: TrainingSet, cfg: TrainConfig, mdm_cfg: MDMConfig, rng: np.
     key_mask = np.zeros_like(key_values, dtype=bool)
     for b, (i, shift, w) in enumerate(zip(idx, shifts, windows)):
         x0[b, : len(w)], valid[b, : len(w)] = w, True
-        pattern = keyframes.sample_training_pattern(len(w), rng) if cfg.keyframe_training else None
+        keyed = cfg.keyframe_training and (cfg.key_looped_windows or not data.dataset.looped[i])
+        pattern = keyframes.sample_training_pattern(len(w), rng) if keyed else None
         if pattern is not None:
             keys = keyframes.Keyframes(pattern[0], data.joints(i, shift)[pattern[0]], pattern[1])
             encoded = keyframes.encode(keys, len(w), data.mean, data.std, mdm_cfg.keyframe_heading)

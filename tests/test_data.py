@@ -18,6 +18,7 @@ from conftest import MOCAP_DIR, REPO
 SUBSET = ("przestr/07_01.bvh", "acrnn/martial/04.bvh", "mb_misc/01_01.bvh", "przestr/09_02.bvh")
 RUN = "przestr/09_02.bvh"
 WINDOW, MIN_LENGTH = 80, 16
+PADDED = ("crouch", "turn")  # the procedural categories the fixture stands longer (--pad-procedural)
 
 
 def index_rows():
@@ -40,7 +41,7 @@ def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared")
     result = prepare_data("--mocap", MOCAP_DIR, "--out", out, "--window", WINDOW, "--stride", 20,
                           "--min-length", MIN_LENGTH, "--procedural-share", 0.25, "--seed", 3, "--loop-runs",
-                          "--pad-procedural", "--files", *SUBSET)
+                          "--pad-procedural", *PADDED, "--files", *SUBSET)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -227,7 +228,7 @@ def test_summary_reports_minutes_and_procedural_share(prepared):
     dataset = data.Dataset.load(prepared)
     assert summary["real_clips"] == sorted(SUBSET)
     assert summary["looped_clips"] == [RUN + data.LOOPED_SUFFIX]
-    assert summary["settings"]["loop_runs"] and summary["settings"]["pad_procedural"]
+    assert summary["settings"]["loop_runs"] and summary["settings"]["pad_procedural"] == sorted(PADDED)
     rows = np.diff(dataset.sequence_offsets)
     procedural = np.array([s.startswith("procedural/") for s in dataset.sequence_source])
     looped = np.array([data.LOOPED_SUFFIX in s for s in dataset.sequence_source])
@@ -250,6 +251,28 @@ def test_prepare_is_deterministic_given_the_seed():
     np.testing.assert_array_equal(std, std2)
     other, *_ = data.prepare(MOCAP_DIR, windowing, 0.1, 4, seed=6, files=["przestr/07_02.bvh"])
     assert not np.array_equal(first.captions, other.captions)
+
+
+def test_only_the_named_procedural_categories_are_padded():
+    plain = data.procedural_sequences(2000, 121, np.random.SeedSequence(1))  # spawning advances a SeedSequence
+    padded = data.procedural_sequences(2000, 121, np.random.SeedSequence(1), padded=("crouch",))
+    assert [s.source for s in plain] == [s.source for s in padded]
+    lengths = lambda sequences, category: [len(s.features) for s in sequences if f"/{category}/" in s.source]
+    assert np.mean(lengths(padded, "crouch")) > np.mean(lengths(plain, "crouch")) + 10
+    for category in ("idle", "turn", "wave", "sit"):  # same streams, unpadded: the very same clips
+        assert lengths(padded, category) == lengths(plain, category)
+
+
+def test_pad_procedural_without_names_pads_every_category_and_rejects_unknown_ones(tmp_path):
+    from backend.commands.prepare_data import padded_categories
+    from backend.procedural import GENERATORS
+    assert padded_categories(None) == () and padded_categories([]) == tuple(GENERATORS)
+    assert padded_categories(["sit"]) == ("sit",)
+    result = prepare_data("--out", tmp_path / "out", "--pad-procedural", "jog")
+    assert result.returncode == 2 and "invalid choice: 'jog'" in result.stderr
+    with pytest.raises(UserError, match="no procedural category"):
+        data.prepare(MOCAP_DIR, pad_procedural=("jog",))
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_mocap_folder_is_a_clear_error_and_writes_nothing(tmp_path):

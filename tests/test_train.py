@@ -101,3 +101,26 @@ def test_torchrun_two_processes_on_cpu(tmp_path, data_dir):
     _train(config, launcher=(torchrun, "--standalone", "--nproc_per_node", "2", "-m", "backend"))
     meta = json.loads((tmp_path / "ddp" / "model" / "config.json").read_text())["meta"]
     assert meta["training"]["world_size"] == 2
+
+
+def test_looped_windows_can_be_left_unkeyed(tmp_path):
+    """`key_looped_windows: false` gives the windows of looped takes no keys, and every other window its patterns."""
+    import numpy as np
+    from backend.data import TrainingSet
+    from backend.model import MDMConfig
+    from backend.train import TrainConfig, make_batch
+
+    out = tmp_path / "prepared"
+    subprocess.run([sys.executable, "-m", "backend", "prepare-data", "--mocap", str(MOCAP_DIR), "--out", str(out),
+                    "--files", "przestr/09_02.bvh", "przestr/07_01.bvh", "--loop-runs", "--window", "40",
+                    "--procedural-share", "0", "--captions-per-window", "1"], cwd=REPO, check=True,
+                   capture_output=True)
+    data = TrainingSet(out)
+    assert data.dataset.looped.any() and not data.dataset.looped.all()
+    mdm_cfg = MDMConfig(**{**data.model_defaults(), **TINY_MODEL})
+    for key_looped, from_looped in ((False, True), (True, True), (False, False)):
+        cfg = TrainConfig(str(out), str(tmp_path / "run"), batch_size=24, key_looped_windows=key_looped)
+        drawn = data.dataset.looped == from_looped  # draw only looped windows, or only the others
+        _, cond = make_batch(data, cfg, mdm_cfg, np.random.default_rng(0), drawn / drawn.sum())
+        keyed = cond["keyframe_mask"].flatten(1).any(1)  # (B,) windows that got any key
+        assert bool(keyed.any()) == (key_looped or not from_looped), (key_looped, from_looped)

@@ -2,6 +2,8 @@
 import time
 from pathlib import Path
 
+from ..procedural import GENERATORS
+
 DEFAULT_MOCAP = Path(__file__).resolve().parents[3] / "shared" / "mocap" / "cmu"  # ../shared beside the repo
 
 
@@ -22,9 +24,17 @@ def add_arguments(parser):
     parser.add_argument("--loop-runs", action="store_true",
                         help="also repeat the best cycle of each short run take to a full window (backend/cycles.py); "
                              "the shipped model was trained without")
-    parser.add_argument("--pad-procedural", action="store_true",
-                        help="procedural clips stand longer before and after their action, to a length drawn up to "
-                             "--window, so the model sees each procedural category at full length")
+    parser.add_argument("--pad-procedural", nargs="*", metavar="CATEGORY", choices=list(GENERATORS),
+                        help="procedural clips of these categories (no names: all of them) stand longer before and "
+                             "after their action, to a length drawn up to --window, so the model sees them at full "
+                             f"length; categories: {', '.join(GENERATORS)}")
+
+
+def padded_categories(named):
+    """--pad-procedural's categories: none when the flag is absent, every category when it names none."""
+    if named is None:
+        return ()
+    return tuple(named) or tuple(GENERATORS)
 
 
 def run(args):
@@ -34,7 +44,7 @@ def run(args):
     windowing = Windowing(args.window, args.stride, args.min_length, args.shorter)
     dataset, mean, std, summary = prepare(args.mocap, windowing, args.procedural_share, args.captions_per_window,
                                           args.seed, args.files, args.limit, args.loop_runs,
-                                          args.pad_procedural)
+                                          padded_categories(args.pad_procedural))
     summary["runtime_s"] = round(time.perf_counter() - started, 2)
     write(args.out, dataset, mean, std, summary)
     minutes = summary["minutes"]
