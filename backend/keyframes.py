@@ -84,7 +84,7 @@ def _smoothed_like_features(facing, twist, frames):
     return np.arctan2(direction[:, 0], direction[:, 1])
 
 
-def _yaw_matrix(yaw):
+def yaw_matrix(yaw):
     """(...,) -> (..., 3, 3) rotation about +Y by `yaw` (takes +Z to the direction at that yaw)."""
     c, s = np.cos(yaw), np.sin(yaw)
     zero, one = np.zeros_like(c), np.ones_like(c)
@@ -95,11 +95,11 @@ def _yaw_matrix(yaw):
 def to_heading_frame(points, origin, yaw):
     """World points (..., 3) -> the frame at `origin` (..., 3) whose +Z is the direction `yaw` (...); origin and
     yaw broadcast against the points' leading axes (one frame for all, or one per pose)."""
-    return np.einsum("...c,...cd->...d", points - origin, _yaw_matrix(yaw))  # row vectors: p R == R^T p
+    return np.einsum("...c,...cd->...d", points - origin, yaw_matrix(yaw))  # row vectors: p R == R^T p
 
 
 def from_heading_frame(points, origin, yaw):
-    return np.einsum("...c,...dc->...d", points, _yaw_matrix(yaw)) + origin
+    return np.einsum("...c,...dc->...d", points, yaw_matrix(yaw)) + origin
 
 
 def keyed_half_yaw(keys: Keyframes, key_heading="smoothed") -> np.ndarray:
@@ -218,7 +218,7 @@ def _fit_yaw_translation(source, target, weights):
     num = (w * (s[:, 2] * t[:, 0] - s[:, 0] * t[:, 2])).sum()
     den = (w * (s[:, 0] * t[:, 0] + s[:, 2] * t[:, 2])).sum()
     yaw = np.arctan2(num, den)
-    rot = _yaw_matrix(yaw)
+    rot = yaw_matrix(yaw)
     offset = tgt_c - src_c @ rot.T
     offset[1] = 0.0  # heights are absolute (floor at y=0) in both frames
     return rot, offset

@@ -23,10 +23,12 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend import data, evaluate, features, metrics, mocap, skeleton  # noqa: E402
+from backend import data, evaluate, features, skeleton  # noqa: E402
+from backend.evaluate import GAPS  # noqa: E402
+from backend.keyframes import yaw_matrix  # noqa: E402
 from inbetween_samples_bench import l2p_root_pose  # noqa: E402
 
-GAPS = (5, 10, 20, 40)
+SHORTEST_CLIP = 40  # frames; a shorter clip gives no window to score (room for one 40-frame gap)
 
 
 class DepartureNet(nn.Module):
@@ -68,8 +70,7 @@ def training_batch(clips, size, rng):
     for _ in range(size):
         clip = pool[rng.integers(len(pool))]
         start = rng.integers(0, len(clip) - length + 1)
-        yaw = rng.uniform(0, 2 * np.pi)
-        turn = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+        turn = yaw_matrix(rng.uniform(0, 2 * np.pi))
         windows.append(features.canonicalize(clip[start:start + length]) @ turn.T)
     return windows, gap
 
@@ -129,7 +130,7 @@ def main():
     held_out = evaluate.load_eval_clips(evaluate.read_eval_rows(args.data), print)
     seen = list(zip(train_rows, joints))
     for name, clips_to_score in (("eval windows (held out)", held_out), ("training windows (seen)", seen)):
-        score(net, [w for _, w in evaluate.eval_windows(clips_to_score, options, 40)], name)
+        score(net, [w for _, w in evaluate.eval_windows(clips_to_score, options, SHORTEST_CLIP)], name)
 
 
 if __name__ == "__main__":

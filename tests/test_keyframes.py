@@ -13,7 +13,7 @@ def motion():
 
 
 def _world(joints, yaw=0.7, shift=(2.0, 0.0, -1.0)):
-    return joints @ kf._yaw_matrix(yaw).T + np.array(shift)
+    return joints @ kf.yaw_matrix(yaw).T + np.array(shift)
 
 
 def test_heading_recovers_a_known_yaw(motion):
