@@ -29,8 +29,8 @@ NUMPY_MODULES = (
 # torch modules that a backend subprocess runs from the extension folder (it brings its own torch). They are
 # being written in parallel with the add-on: the ones not written yet are reported and skipped.
 TORCH_RUNTIME_MODULES = (
-    "device", "model", "diffusion", "samplers", "guidance", "inpainting", "text", "checkpoints", "pipeline",
-    "service", "server",
+    "device", "model", "diffusion", "samplers", "guidance", "inpainting", "text", "captions", "checkpoints",
+    "pipeline", "service", "server",
 )
 # Never shipped: training/evaluation need datasets, and torch itself is never bundled.
 FORBIDDEN_MODULES = ("train", "data", "evaluate")

@@ -1,8 +1,10 @@
 """Load official MDM checkpoints (.pt + args.json) and save/load the self-describing checkpoint folder.
 
 Folder layout: `config.json` (format, every model/diffusion argument via `MDMConfig`, frame range, free metadata and
-the sha256 of every other file), `model.safetensors`, and `Mean.npy`/`Std.npy` for models that work on z-scored
-features. Loading verifies every checksum first, so a truncated copy or mixed-up statistics fail loudly.
+the sha256 of every other file), `model.safetensors`, `Mean.npy`/`Std.npy` for models that work on z-scored
+features, and for text models trained by `backend.train` their captions as `vocabulary.safetensors` (embeddings as a
+tensor, sentences in its metadata: no pickle, and the same bytes for the same captions). Loading verifies every
+checksum first, so a truncated copy or mixed-up statistics fail loudly.
 """
 import hashlib
 import json
@@ -19,10 +21,12 @@ import torch
 from . import skeleton
 from .errors import UserError
 from .model import MDM, MDMConfig
+from .text import PromptVocabulary
 
 FORMAT = "mdm-blender-checkpoint"
 FORMAT_VERSION = 1
 CONFIG_FILE, WEIGHTS_FILE, MEAN_FILE, STD_FILE = "config.json", "model.safetensors", "Mean.npy", "Std.npy"
+VOCABULARY_FILE = "vocabulary.safetensors"
 # Official state-dict entries that are not part of the denoiser: the frozen CLIP copy and the fixed sinusoid tables.
 DROPPED_PREFIXES = ("clip_model.",)
 DROPPED_SUFFIXES = ("sequence_pos_encoder.pe",)
@@ -46,6 +50,7 @@ class LoadedModel:
     mean: np.ndarray | None
     std: np.ndarray | None
     meta: dict = field(default_factory=dict)
+    vocabulary: PromptVocabulary | None = None  # the captions a text model was trained on, when it ships them
 
     @property
     def frames(self) -> dict:
@@ -178,7 +183,8 @@ def frame_range(config: MDMConfig, meta: dict) -> dict:
     return DATASET_FRAMES[config.dataset]
 
 
-def save_folder(directory, model: MDM, config: MDMConfig, mean=None, std=None, extra_meta=None) -> Path:
+def save_folder(directory, model: MDM, config: MDMConfig, mean=None, std=None, extra_meta=None,
+                vocabulary: PromptVocabulary | None = None) -> Path:
     """Write the folder atomically (built beside it, then renamed); an existing non-empty folder is refused."""
     from safetensors.torch import save_file
 
@@ -200,6 +206,8 @@ def save_folder(directory, model: MDM, config: MDMConfig, mean=None, std=None, e
         if mean is not None:
             np.save(tmp / MEAN_FILE, check_stats(mean, config, "Mean"))
             np.save(tmp / STD_FILE, check_stats(std, config, "Std"))
+        if vocabulary is not None:
+            save_vocabulary(tmp / VOCABULARY_FILE, vocabulary, config)
         files = {p.name: sha256_of(p) for p in sorted(tmp.iterdir())}
         document = dict(format=FORMAT, format_version=FORMAT_VERSION, config=config.to_dict(), meta=meta,
                         sha256=files)
@@ -247,8 +255,39 @@ def load_folder(directory, device="cpu") -> LoadedModel:
     has_stats = MEAN_FILE in document["sha256"]
     mean = read_stats(directory / MEAN_FILE, config) if has_stats else None
     std = read_stats(directory / STD_FILE, config) if has_stats else None
+    vocabulary = load_vocabulary(directory / VOCABULARY_FILE, config) if VOCABULARY_FILE in document["sha256"] else None
     meta = {**document["meta"], "path": str(directory)}
-    return LoadedModel(model, config, mean, std, meta)
+    return LoadedModel(model, config, mean, std, meta, vocabulary)
+
+
+def save_vocabulary(path, vocabulary: PromptVocabulary, config: MDMConfig):
+    from safetensors.torch import save_file
+
+    check_vocabulary(vocabulary, config, path)
+    # One metadata entry: safetensors writes several in a random order, and the file's checksum must not vary.
+    save_file({"embeddings": vocabulary.embeddings.float().contiguous()}, path,
+              metadata={"sentences": json.dumps(list(vocabulary.sentences))})
+
+
+def load_vocabulary(path, config: MDMConfig) -> PromptVocabulary:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            sentences = json.loads((f.metadata() or {}).get("sentences", "null"))
+            embeddings = f.get_tensor("embeddings")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"{path} is not a readable prompt vocabulary: {err}") from None
+    if not isinstance(sentences, list) or not all(isinstance(s, str) for s in sentences):
+        raise UserError(f"{path} lacks its list of sentences")
+    return check_vocabulary(PromptVocabulary(tuple(sentences), embeddings), config, path)
+
+
+def check_vocabulary(vocabulary: PromptVocabulary, config: MDMConfig, path) -> PromptVocabulary:
+    if config.cond_mode != "text" or vocabulary.embeddings.shape[1] != config.cond_dim:
+        raise UserError(f"{path}: a prompt vocabulary of {vocabulary.embeddings.shape[1]}-d embeddings does not fit a "
+                        f"{config.cond_mode} model with {config.cond_dim}-d text conditions")
+    return vocabulary
 
 
 def load_checkpoint(path, device="cpu", mean=None, std=None, args_json=None) -> LoadedModel:

@@ -185,7 +185,6 @@ class TrainingSet:
         # Every distinct caption is embedded once, on first use: (W, K) indices into that table.
         self.caption_table, self.caption_index = np.unique(self.dataset.captions, return_inverse=True)
         self.caption_index = self.caption_index.reshape(self.dataset.captions.shape)
-        self._embeddings = None
 
     def __len__(self):
         return len(self.dataset)
@@ -208,12 +207,23 @@ class TrainingSet:
         """(L, 22, 3) joint positions of window i as the features encode them (starts at the origin, facing +Z)."""
         return features_to_joints(self.dataset.window(i, shift))
 
+    @cached_property
+    def embeddings(self) -> np.ndarray:
+        """(C, D) float32 embeddings of `caption_table`, loaded on first use."""
+        return load_caption_embeddings(self.directory, self.caption_table)
+
     def caption_embeddings(self, indices, rng):
         """(B, D) float32: for each window index, one of its paraphrases (chosen by `rng`), embedded."""
-        if self._embeddings is None:
-            self._embeddings = load_caption_embeddings(self.directory, self.caption_table)
         choice = rng.integers(0, self.caption_index.shape[1], size=len(indices))
-        return self._embeddings[self.caption_index[indices, choice]]
+        return self.embeddings[self.caption_index[indices, choice]]
+
+    def vocabulary(self):
+        """Every distinct training caption and its embedding: the checkpoint's `text.PromptVocabulary`."""
+        import torch
+
+        from .text import PromptVocabulary
+
+        return PromptVocabulary(tuple(str(c) for c in self.caption_table), torch.from_numpy(self.embeddings))
 
     def model_defaults(self):
         """MDMConfig fields the data decides: 263 HumanML3D features of variable length, MiniLM captions, keyframe

@@ -21,7 +21,8 @@ walks) is one window of its own length.
    crops of the real training clips (`data.training_rows` of the classifier folder, by default the data folder:
    split `train`, no iClone) plus procedural clips, never on generated motion; a procedural crop that only
    stands (before or after its clip's action) is taught as idle (`classifier.crop_label`). It labels the motions
-   generated from each category's held-out paraphrases (`captions.heldout_captions`).
+   generated from each category's held-out paraphrases (`captions.heldout_captions`), each read as the model
+   reads a prompt (its nearest training caption when the checkpoint ships them; `--literal-prompts`: as typed).
 
 JSON (stdout with --json, metrics.json under --out), all distances in metres, jitter in m/s^3:
 
@@ -82,6 +83,7 @@ class EvalOptions:
     classifier_data: str | None = None  # mocap folder whose train rows teach the classifier; None = the data folder
     procedural_per_category: int = 12
     seed: int = 0
+    literal_prompts: bool = False  # adherence prompts on their own embeddings (`MotionRequest.literal_prompt`)
 
     @classmethod
     def quick(cls, **overrides):
@@ -321,7 +323,8 @@ def evaluate_adherence(pipeline, motion_classifier, options, log, sentences=capt
     for i, (category, prompt) in enumerate(prompts):
         log(f"generating {i + 1}/{len(prompts)}: {prompt!r}")
         request = MotionRequest(text=prompt, frames=options.frames, samples=options.samples, seed=options.seed + i,
-                                guidance=options.guidance, steps=options.steps, plant_feet=False)
+                                guidance=options.guidance, steps=options.steps, plant_feet=False,
+                                literal_prompt=options.literal_prompts)
         result = pipeline.generate(request)
         joints = list(planting.plant_generated(result.joints, result.features))  # what `plant_feet=True` returns
         generated += joints

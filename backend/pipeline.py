@@ -50,6 +50,7 @@ class MotionRequest:
     inbetween_method: str = "auto"  # auto = the best the model supports (see `inbetween_methods`)
     hold_root: bool = True  # in-betweening: the root passes exactly through every keyed root
     plant_feet: bool = True  # the root's path follows the planted feet after the last key (`planting`)
+    literal_prompt: bool = False  # condition on the prompt's own embedding, not its nearest known caption
 
 
 def _continuation(motion, window, overlap):
@@ -111,12 +112,14 @@ class Pipeline:
         return list(self.config.action_names) or list(self.action_prompts)
 
     def info(self) -> dict:
-        c, frames = self.config, self.loaded.frames
+        c, frames, vocabulary = self.config, self.loaded.frames, self.loaded.vocabulary
         return {"arch": c.arch, "cond_mode": c.cond_mode, "text_encoder": c.text_encoder if c.cond_mode == "text"
                 else None, "actions": self.actions, "fps": frames["fps"], "min_frames": frames["min_frames"],
                 "max_frames": frames["max_frames"], "diffusion_steps": c.diffusion_steps,
-                "keyframe_conditioned": bool(c.keyframe_dim), "parameters": sum(p.numel() for p in
-                self.loaded.model.parameters()), "device": str(self.device), "path": self.loaded.meta.get("path")}
+                "keyframe_conditioned": bool(c.keyframe_dim),
+                "known_captions": len(vocabulary.sentences) if vocabulary else 0,  # prompts are read as these
+                "parameters": sum(p.numel() for p in self.loaded.model.parameters()), "device": str(self.device),
+                "path": self.loaded.meta.get("path")}
 
     # ------------------------------------------------------------------ one request
     def inbetween_methods(self) -> list:
@@ -127,13 +130,14 @@ class Pipeline:
     def generate(self, request: MotionRequest, progress=None, cancelled=None) -> MotionResult:
         began = time.perf_counter()
         prompt = self._validate(request)
+        text_embed, reading = self.read_prompt(prompt, request.literal_prompt)
         method = self._inbetween_method(request)
         if request.keys is not None:
             request = replace(request, keys=on_reference_skeleton(request.keys))
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         schedule = make_schedule(self.config.diffusion_steps, self.config.noise_schedule,
                                  str(request.steps) if request.steps else "")
-        denoise = self._denoiser(prompt, request, schedule, method)
+        denoise = self._denoiser(prompt, text_embed, request, schedule, method)
         shape = (request.samples, self.config.njoints, self.config.nfeats, request.frames)
         x_T = torch.randn(shape, generator=generator).to(self.device)
         noise = gaussian_noise(generator)
@@ -159,10 +163,10 @@ class Pipeline:
         if request.plant_feet and free_from < request.frames - 1:
             joints = planting.plant_generated(joints, feats, free_from)
             feats = clip_features(joints)
-        meta = {"prompt": prompt, "action": request.action, "seed": request.seed, "guidance": request.guidance,
-                "sampler": "repaint" if method == "repaint" else request.sampler, "steps": schedule.num_steps,
-                "frames": request.frames, "fps": self.loaded.frames["fps"], "device": str(self.device),
-                "inbetween_method": method, "plant_feet": request.plant_feet,
+        meta = {"prompt": prompt, **reading, "action": request.action, "seed": request.seed,
+                "guidance": request.guidance, "sampler": "repaint" if method == "repaint" else request.sampler,
+                "steps": schedule.num_steps, "frames": request.frames, "fps": self.loaded.frames["fps"],
+                "device": str(self.device), "inbetween_method": method, "plant_feet": request.plant_feet,
                 "keyframe_error_unsnapped": unsnapped_error, "seconds_taken": round(time.perf_counter() - began, 3)}
         return MotionResult(joints.astype(np.float32), feats.astype(np.float32), meta)
 
@@ -211,9 +215,9 @@ class Pipeline:
             raise UserError(f"unknown in-betweening method {method!r} for this model; use one of {methods}")
         return method
 
-    def _denoiser(self, prompt, request, schedule, method):
+    def _denoiser(self, prompt, text_embed, request, schedule, method):
         """The network as a denoiser with guidance and, for the inference-time methods, the keyframe edits."""
-        cond = self._condition(prompt, request, keyed=method == "keyframe")
+        cond = self._condition(prompt, text_embed, request, keyed=method == "keyframe")
         guided = self.config.cond_mode != "no_cond" and self.config.cond_mask_prob > 0 and request.guidance != 1
         denoise = model_denoiser(self.loaded.model, cond, schedule,
                                  guidance_scale=request.guidance if guided else None)
@@ -263,12 +267,12 @@ class Pipeline:
             raise UserError("this model is text-conditioned: type a prompt (or pick an action)")
         return prompt
 
-    def _condition(self, prompt: str, request: MotionRequest, keyed: bool) -> dict:
-        """The model's cond dict for S samples; the prompt is encoded once and shared by every sample."""
+    def _condition(self, prompt: str, text_embed, request: MotionRequest, keyed: bool) -> dict:
+        """The model's cond dict for S samples; the prompt's [1, D] `text_embed` is shared by every sample."""
         c, S = self.config, request.samples
         cond = {}
         if c.cond_mode == "text":
-            cond["text_embed"] = self.encode_text(prompt).expand(S, -1)  # [S, D]
+            cond["text_embed"] = text_embed.expand(S, -1)  # [S, D]
             cond["uncond"] = torch.full((S,), not prompt, device=self.device)  # no prompt: unconditioned rows
         elif c.cond_mode == "action":
             cond["action"] = torch.full((S,), c.action_names.index(request.action), device=self.device)
@@ -284,6 +288,22 @@ class Pipeline:
             as_motion = lambda a: torch.from_numpy(a).T[None, :, None, :].expand(S, -1, -1, -1).to(self.device)
             cond["keyframe_values"], cond["keyframe_mask"] = as_motion(values), as_motion(mask)
         return cond
+
+    def read_prompt(self, prompt: str, literal=False) -> tuple[torch.Tensor | None, dict]:
+        """The [1, D] text condition of `prompt` (None for models without text) and how it was read. A model that
+        ships the captions it was trained on (`LoadedModel.vocabulary`) is conditioned on the one nearest to the
+        prompt: it learned motion at those few hundred points of the embedding space only, and a paraphrase that
+        falls between them lands where it learned little (docs/benchmarks.md measures both readings). `literal`
+        conditions on the prompt's own embedding."""
+        reading = {"prompt_read_as": None, "prompt_similarity": None}
+        if self.config.cond_mode != "text":
+            return None, reading
+        embedding, vocabulary = self.encode_text(prompt), self.loaded.vocabulary
+        if literal or vocabulary is None or not prompt:
+            return embedding, reading
+        index, similarity = vocabulary.nearest(prompt, embedding)
+        return (vocabulary.embeddings[index:index + 1].to(self.device),
+                {"prompt_read_as": vocabulary.sentences[index], "prompt_similarity": round(similarity, 3)})
 
     def encode_text(self, prompt: str) -> torch.Tensor:
         """[1, D] embedding of one prompt (zeros for an empty prompt, which is then run unconditioned)."""

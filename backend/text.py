@@ -1,10 +1,15 @@
-"""Text encoders behind one interface, `encode(prompts) -> [B, dim]` float32, each distinct prompt encoded once."""
+"""Text encoders behind one interface, `encode(prompts) -> [B, dim]` float32, each distinct prompt encoded once; and
+the vocabulary of captions a model was trained on, to read a prompt as the nearest of them."""
+import re
 from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from .captions import SIDES
 from .errors import UserError
 
 CLIP_CONTEXT = 77  # CLIP's position table; shorter token rows are zero-padded to it
@@ -121,3 +126,38 @@ def load_text_encoder(config, device="cpu", clip_path=None) -> TextEncoder | Non
     if config.text_encoder == "minilm":
         return MiniLMTextEncoder(device)
     raise UserError(f"text encoder {config.text_encoder!r} (official DistilBERT models) is not supported yet")
+
+
+@dataclass(frozen=True)
+class PromptVocabulary:
+    """The distinct captions a model was trained on and their embeddings (rows L2-normalised, as the MiniLM encoder
+    gives them). A small model has learned motion for these few hundred points of the embedding space only; a
+    paraphrase that falls between them lands where it learned nothing, so the pipeline reads a prompt as its
+    nearest known caption (`nearest`)."""
+
+    sentences: tuple[str, ...]
+    embeddings: torch.Tensor  # [N, D] float32
+
+    def __post_init__(self):
+        if self.embeddings.ndim != 2 or len(self.sentences) != len(self.embeddings) or not self.sentences:
+            raise UserError(f"a prompt vocabulary needs one embedding row per sentence: {len(self.sentences)} "
+                            f"sentences, embeddings of shape {tuple(self.embeddings.shape)}")
+
+    def nearest(self, prompt: str, embedding: torch.Tensor) -> tuple[int, float]:
+        """(index, cosine similarity) of the known caption closest to a prompt's [1, D] embedding. Sentence
+        embeddings hardly tell "left" from "right", so a prompt that names a side is read only as captions that name
+        no other side."""
+        similarity = F.cosine_similarity(embedding.to(self.embeddings), self.embeddings, dim=-1)  # [N]
+        sides = sides_named(prompt)
+        if sides:
+            similarity[[not named <= sides for named in self.sides]] = -2.0  # below any cosine
+        index = int(similarity.argmax())
+        return index, float(similarity[index])
+
+    @cached_property
+    def sides(self) -> list[set]:
+        return [sides_named(sentence) for sentence in self.sentences]
+
+
+def sides_named(sentence: str) -> set:
+    return set(re.findall(rf"\b({'|'.join(SIDES)})\b", sentence.lower()))

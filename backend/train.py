@@ -230,7 +230,7 @@ def train(cfg: TrainConfig, stop_after=None, log=print):
         final.load_state_dict(ema.shadow)
         meta = {"training": {"config": asdict(cfg), "steps": cfg.steps, "world_size": world,
                              "wall_time_s": round(elapsed, 1)}, **data.meta()}
-        save_folder(out / "model", final, mdm_cfg, data.mean, data.std, meta)
+        save_folder(out / "model", final, mdm_cfg, data.mean, data.std, meta, data.vocabulary())
         log(f"trained {cfg.steps} steps in {elapsed / 60:.1f} min -> {out / 'model'}")
     if world > 1:
         dist.destroy_process_group()

@@ -344,10 +344,12 @@ class MDM_OT_check_backend(bpy.types.Operator):
                 raise UserError(f"{prefs.transport_kind().lower().replace('_', '-')} backend: {job.message}")
         hello, info = answers["hello"], remember_info(context, answers["info"]["info"])
         conditions = {"text": f"text ({info['text_encoder']})", "action": "action", "no_cond": "unconditioned"}
+        known = info.get("known_captions")
+        reading = f"prompts read as the nearest of its {known} training captions, " if known else ""
         self.report({'INFO'}, (
             f"torch {hello['torch']} (Python {hello['python']}) on {info['device']}; model "
             f"{info['path'] or 'embedded'}: {info['arch']}, {conditions.get(info['cond_mode'], info['cond_mode'])}"
-            f"{', keyframes' if info['keyframe_conditioned'] else ''}, {info['diffusion_steps']} steps, "
+            f"{', keyframes' if info['keyframe_conditioned'] else ''}, {info['diffusion_steps']} steps, {reading}"
             f"{info['min_frames'] / info['fps']:.1f}-{info['max_frames'] / info['fps']:.1f} s; actions: "
             f"{', '.join(info['actions']) or 'none'}"))
         return {'FINISHED'}
@@ -362,7 +364,7 @@ def sampling_fields(info, quality: str, steps: int) -> dict:
 
 
 def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, guidance=2.5, steps=0,
-                 quality="FINAL", plant_feet=True, bake_target=True) -> BackendJob:
+                 quality="FINAL", plant_feet=True, literal_prompt=False, bake_target=True) -> BackendJob:
     """The job behind mdm.generate (tests tick it directly). Raises UserError for input it can refuse at once."""
     scene = context.scene
     prompt = prompt.strip()
@@ -370,7 +372,8 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
         raise UserError("type a prompt (or pick an action) to generate from")
     fps = model_info(context).get("fps", skeleton.FPS)
     params = dict(text=prompt, action=action, frames=round(seconds * fps), samples=samples, seed=seed,
-                  guidance=guidance, plant_feet=plant_feet, **sampling_fields(model_info(context), quality, steps))
+                  guidance=guidance, plant_feet=plant_feet, literal_prompt=literal_prompt,
+                  **sampling_fields(model_info(context), quality, steps))
     target = scene.mdm.target if bake_target else None
     plan = None
     if target is not None:  # read the rig now: a rig that cannot be baked fails before any sampling
@@ -403,19 +406,21 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
         for motion in generated:
             motions.add_to_scene(scene, motion)
         scene.mdm.motion_index = len(scene.mdm.motions) - len(generated)
+        read_as = event["meta"].get("prompt_read_as")
+        label_read = f"\"{label}\"" + (f" (read as \"{read_as}\")" if read_as and read_as != label else "")
         if ob is None:
-            return f"Generated {len(generated)} motion(s) for \"{label}\""
+            return f"Generated {len(generated)} motion(s) for {label_read}"
         if plan[3] is not None:
             rig.store_detection(ob, plan[3])
         action = bake.bake(ob, motions.action_name(generated[0]), channels, scene.frame_current,
                            motions.motion_metadata(generated[0]))
-        return f"Generated {len(generated)} motion(s); baked '{action.name}' onto {ob.name}"
+        return f"Generated {len(generated)} motion(s) for {label_read}; baked '{action.name}' onto {ob.name}"
 
     return BackendJob(prefs.transport(), request, on_result, prepare, label="Generate")
 
 
 GENERATE_ARGS = ("prompt", "action", "seconds", "samples", "seed", "guidance", "steps", "quality", "plant_feet",
-                 "bake_target")
+                 "literal_prompt", "bake_target")
 
 
 class MDM_OT_generate(BackendJobOperator, bpy.types.Operator):
@@ -433,6 +438,8 @@ class MDM_OT_generate(BackendJobOperator, bpy.types.Operator):
     steps: IntProperty(name="Steps", default=0, min=0, description="0: the quality preset's")
     quality: EnumProperty(name="Quality", items=(("DRAFT", "Draft", ""), ("FINAL", "Final", "")), default="FINAL")
     plant_feet: BoolProperty(name="Plant Feet", default=True)
+    literal_prompt: BoolProperty(name="Literal Prompt", default=False,
+                                 description="Condition on the prompt as typed, not its nearest known caption")
     bake_target: BoolProperty(name="Bake", default=True, description="Bake the first sample onto the scene's target")
 
     def make_job(self, context):

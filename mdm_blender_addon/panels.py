@@ -58,6 +58,7 @@ class MDM_PT_generate(MotionTab, bpy.types.Panel):
         row.prop(settings, "quality", expand=True)
         row.prop(settings, "steps", text="Steps")
         layout.prop(settings, "plant_feet")
+        layout.prop(settings, "literal_prompt")
         if draw_job(layout):
             return
         op = layout.operator("mdm.generate", icon='PLAY')
@@ -65,7 +66,7 @@ class MDM_PT_generate(MotionTab, bpy.types.Panel):
             settings.samples
         op.seed, op.guidance, op.quality, op.steps = settings.seed, settings.guidance, settings.quality, \
             settings.steps
-        op.plant_feet = settings.plant_feet
+        op.plant_feet, op.literal_prompt = settings.plant_feet, settings.literal_prompt
         if settings.target is not None:
             layout.label(text=f"The first variation is baked onto {settings.target.name}", icon='INFO')
 

@@ -91,6 +91,10 @@ class MDM_PG_scene(bpy.types.PropertyGroup):
     plant_feet: BoolProperty(name="Plant Feet", default=True,
                              description="The hips travel only as far as the steps carry them, so a foot on the "
                                          "floor never slides (off: the model's own path, which can glide)")
+    literal_prompt: BoolProperty(name="Literal Prompt", default=False,
+                                 description="Condition on the prompt as typed (off: on the nearest caption the "
+                                             "model was trained on, for models that ship their captions, such as "
+                                             "the embedded one: a small model follows those far more reliably)")
     # In-between
     hold_root: BoolProperty(name="Hold Root", default=True,
                             description="The hips pass exactly through every keyed position (off: the model "

@@ -216,23 +216,28 @@ TORCH_PYTHON = Path(os.environ.get("MDM_TORCH_PYTHON", REPO / ".venv" / "bin" / 
 
 
 def small_checkpoint(directory: Path, diffusion_steps=100, text_encoder="minilm") -> Path:
-    """A real, tiny, untrained keyframe-conditioned MDM checkpoint folder (statistics from a CMU walk), written by
-    TORCH_PYTHON in a subprocess, so that test processes without torch can make one too."""
+    """A real, tiny, untrained keyframe-conditioned MDM checkpoint folder (statistics from a CMU walk; a MiniLM
+    model ships two known captions, as trained ones do), written by TORCH_PYTHON in a subprocess, so that test
+    processes without torch can make one too."""
     script = f"""
 import sys
 sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}]
 import numpy as np, torch
 from backend import checkpoints, features, keyframes, mocap
 from backend.model import MDM, MDMConfig
+from backend.text import MiniLMTextEncoder, PromptVocabulary
 from conftest import MOCAP_DIR
 walk = features.joints_to_features(mocap.load_clip(MOCAP_DIR / "mb_misc" / "02_01.bvh").joints)
 torch.manual_seed(0)
 config = MDMConfig(latent_dim=32, num_layers=1, ff_size=64, diffusion_steps={diffusion_steps},
                    text_encoder={text_encoder!r}, cond_dim={384 if text_encoder == "minilm" else 512},
                    mask_frames=True, keyframe_dim=keyframes.KEY_DIM)
+known = ("a person walks forward.", "a person jumps.")
+minilm = config.text_encoder == "minilm"
+vocabulary = PromptVocabulary(known, MiniLMTextEncoder().encode(list(known))) if minilm else None
 checkpoints.save_folder({str(directory)!r}, MDM(config), config, walk.mean(0), np.maximum(walk.std(0), 1e-2),
                         {{"frames": {{"fps": 20, "min_frames": 20, "max_frames": 120}},
-                         "action_prompts": {{"walk": "a person walks forward."}}}})
+                         "action_prompts": {{"walk": "a person walks forward."}}}}, vocabulary)
 """
     result = subprocess.run([str(TORCH_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

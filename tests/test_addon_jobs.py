@@ -65,6 +65,7 @@ def test_check_backend_fills_the_action_list(addon, kind):
     assert bpy.ops.mdm.check_backend() == {'FINISHED'}
     info = addon.properties.MODEL_INFO
     assert info["actions"] == ["walk"] and info["keyframe_conditioned"] and info["max_frames"] == 120
+    assert info["known_captions"] == 2
     items = [item[0] for item in addon.properties.action_items(None, bpy.context)]
     assert items == ["", "walk"]
     bpy.context.scene.mdm.action = "walk"  # the sidebar's dropdown accepts the model's action
@@ -83,6 +84,7 @@ def test_generate_and_bake_onto_rigify_metarig(addon, kind):
         [("a person walks forward", 5, s, 50, 'GENERATED') for s in range(2)]
     action = ob.animation_data.action
     assert action["mdm_prompt"] == "a person walks forward" and action["mdm_sample"] == 0
+    assert action["mdm_prompt_read_as"] == "a person walks forward."  # the nearest caption the model knows
     frames = {len(fc.keyframe_points) for fc in blender_util.action_fcurves(action, ob)}
     assert frames == {len(np.arange(0, 49 / 20 + 1e-9, 1 / 24))}  # 2.5 s at the scene's 24 fps
     assert blender_util.keyed_bones(action, ob) >= {"spine", "thigh.L", "shin.R", "upper_arm.L"}

@@ -154,6 +154,26 @@ def test_save_folder_refuses_an_existing_folder(fx, tmp_path):
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["keep.txt"]
 
 
+def test_a_vocabulary_round_trips_byte_for_byte_and_must_fit_the_model(fx, tmp_path):
+    from backend.text import PromptVocabulary
+
+    source = load_checkpoint(write_official(fx, tmp_path / "official", "text_trans_enc"))
+    sentences = ("a person walks.", "a person jumps.", "a person waves the left hand.")
+    vocabulary = PromptVocabulary(sentences, torch.randn(3, source.config.cond_dim, generator=torch.Generator()
+                                                         .manual_seed(0)))
+    folders = [save_folder(tmp_path / name, source.model, source.config, source.mean, source.std,
+                           vocabulary=vocabulary) for name in ("a", "b")]
+    assert len({(f / "vocabulary.safetensors").read_bytes() for f in folders}) == 1  # a retrain's checksum holds
+    loaded = load_folder(folders[0]).vocabulary
+    assert loaded.sentences == sentences and torch.equal(loaded.embeddings, vocabulary.embeddings)
+    narrow = PromptVocabulary(sentences, torch.zeros(3, 384))
+    with pytest.raises(UserError, match="384-d embeddings does not fit a text model with 512-d"):
+        save_folder(tmp_path / "c", source.model, source.config, source.mean, source.std, vocabulary=narrow)
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(UserError, match="one embedding row per sentence"):
+        PromptVocabulary(sentences[:2], vocabulary.embeddings)
+
+
 def test_text_model_without_statistics_is_refused(fx, tmp_path):
     pt = write_official(fx, tmp_path, "text_trans_enc", with_stats=False)
     with pytest.raises(UserError, match=r"Mean\.npy is missing"):

@@ -25,4 +25,4 @@ def test_demo_writes_a_blend_with_the_baked_rig_and_a_preview(tmp_path, tiny_che
              "o.animation_data.action]; a = rigs[0].animation_data.action; "
              "print('PROMPT', a['mdm_prompt'], 'RANGE', tuple(a.frame_range))") % str(out / "demo.blend")
     opened = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
-    assert "PROMPT a person walks forward and waves" in opened.stdout, opened.stderr[-2000:]
+    assert "PROMPT a person walks across the room" in opened.stdout, opened.stderr[-2000:]

@@ -175,6 +175,18 @@ def test_bad_options_are_user_errors():
             check_options(evaluate.EvalOptions(**bad))
 
 
+def test_literal_prompts_is_an_option_of_the_cli():
+    import argparse
+
+    from backend.commands.evaluate import add_arguments, options_from
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    read = options_from(parser.parse_args(["--data", "d"]))
+    literal = options_from(parser.parse_args(["--data", "d", "--literal-prompts", "--quick"]))
+    assert (read.literal_prompts, literal.literal_prompts, literal.classifier_steps) == (False, True, 30)
+
+
 def test_a_folder_without_split_or_rate_columns_uses_every_row_and_the_header_rate(tmp_path):
     folder = tmp_path / "plain"
     folder.mkdir()

@@ -54,6 +54,47 @@ def test_every_inbetween_method_hits_the_keys(pipeline, motion, method):
     assert result.meta["inbetween_method"] == method and len(result.meta["keyframe_error_unsnapped"]) == 1
 
 
+@pytest.fixture(scope="module")
+def known_captions(tmp_path_factory, pipeline):
+    """The tiny model again, shipping four captions as its vocabulary (their real MiniLM embeddings)."""
+    import torch
+
+    from backend.checkpoints import save_folder
+    from backend.text import PromptVocabulary
+
+    sentences = ("a person walks forward.", "a person waves the left hand.", "a person waves the right hand.",
+                 "a person jumps.")
+    vocabulary = PromptVocabulary(sentences, torch.cat([pipeline.encode_text(s) for s in sentences]))
+    loaded = pipeline.loaded
+    folder = save_folder(tmp_path_factory.mktemp("vocabulary") / "tiny", loaded.model, loaded.config, loaded.mean,
+                         loaded.std, vocabulary=vocabulary)
+    return Pipeline(folder, device="cpu")
+
+
+def test_a_prompt_is_read_as_the_nearest_caption_the_model_knows(known_captions):
+    paraphrase = MotionRequest(text="a man walks ahead casually.", frames=40, samples=1, seed=2)
+    read = known_captions.generate(paraphrase)
+    assert read.meta["prompt_read_as"] == "a person walks forward." and 0.5 < read.meta["prompt_similarity"] < 1
+    caption = known_captions.generate(MotionRequest(text="a person walks forward.", frames=40, samples=1, seed=2,
+                                                    literal_prompt=True))
+    assert np.array_equal(read.joints, caption.joints)  # conditioned on the caption's very embedding
+    literal = known_captions.generate(MotionRequest(text="a man walks ahead casually.", frames=40, samples=1,
+                                                    seed=2, literal_prompt=True))
+    assert literal.meta["prompt_read_as"] is None and not np.allclose(literal.joints, read.joints)
+
+
+def test_a_prompt_that_names_a_side_is_read_as_a_caption_of_that_side(known_captions):
+    for side in ("left", "right"):
+        _, reading = known_captions.read_prompt(f"someone waves goodbye with the {side} hand")
+        assert reading["prompt_read_as"] == f"a person waves the {side} hand."
+
+
+def test_a_model_without_captions_reads_prompts_as_typed(pipeline):
+    embedding, reading = pipeline.read_prompt("a man walks ahead casually.")
+    assert reading == {"prompt_read_as": None, "prompt_similarity": None}
+    assert np.array_equal(embedding, pipeline.encode_text("a man walks ahead casually."))
+
+
 def test_the_keyframe_model_offers_its_own_method_first(pipeline):
     assert pipeline.inbetween_methods()[0] == "keyframe"
 
@@ -74,7 +115,8 @@ def test_keys_reach_the_network_with_the_heading_estimate_it_was_trained_with(tm
     request = MotionRequest(frames=40, keys=keys)
     for pipe, key_heading in ((pipeline, "instant"), (smoothed, "smoothed")):
         values, _ = keyframes.encode(keys, 40, pipe.loaded.mean, pipe.loaded.std, key_heading)
-        sent = pipe._condition("", request, keyed=True)["keyframe_values"][0, :, 0].T.numpy()  # [F, KEY_DIM]
+        unprompted = pipe.read_prompt("")[0]
+        sent = pipe._condition("", unprompted, request, keyed=True)["keyframe_values"][0, :, 0].T.numpy()  # [F, K]
         assert np.array_equal(sent, values)
     instant, _ = keyframes.encode(keys, 40, loaded.mean, loaded.std, "instant")
     assert not np.allclose(instant, values)

@@ -1,4 +1,5 @@
-"""Text encoders: CLIP as the official MDM runs it (on the fixture's tiny CLIP), the prompt cache, offline MiniLM."""
+"""Text encoders: CLIP as the official MDM runs it (on the fixture's tiny CLIP), the prompt cache, offline MiniLM,
+and the prompt vocabulary's nearest-caption reading."""
 import numpy as np
 import pytest
 import torch
@@ -94,3 +95,17 @@ def test_minilm_encodes_offline(monkeypatch):
     assert torch.equal(out[0], out[2])
     similar, different = out[0] @ encoder.encode(["someone walks forwards"])[0], out[0] @ out[1]
     assert similar > different  # a real sentence model, not noise
+
+
+def test_vocabulary_reads_the_nearest_caption_of_the_side_a_prompt_names():
+    import torch.nn.functional as F
+
+    from backend.text import PromptVocabulary, sides_named
+
+    assert sides_named("Turn RIGHT, then left.") == {"left", "right"} and sides_named("a leftover walk") == set()
+    embeddings = F.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]), dim=-1)
+    vocabulary = PromptVocabulary(("waves the left hand", "waves the right hand", "jumps"), embeddings)
+    prompt = embeddings[:1]  # the left caption's very embedding
+    assert vocabulary.nearest("waves a hand", prompt) == (0, pytest.approx(1.0))
+    assert vocabulary.nearest("waves the right hand", prompt)[0] == 1  # the side beats the embedding
+    assert vocabulary.nearest("jumps to the right", embeddings[2:])[0] == 2  # sideless captions stay candidates

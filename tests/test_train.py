@@ -5,10 +5,12 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from backend.checkpoints import load_folder
 from backend.keyframes import KEY_DIM
 from conftest import MOCAP_DIR, REPO
 
@@ -69,6 +71,11 @@ def test_the_trained_folder_describes_itself(tmp_path, data_dir):
     meta = document["meta"]
     assert meta["training"]["steps"] == 2 and meta["action_prompts"]
     assert set(meta["action_prompts"]) == set(meta["categories"])
+    # It ships every distinct training caption with the embedding it was trained on (prompts are read as them).
+    vocabulary = load_folder(tmp_path / "run" / "model").vocabulary
+    captions = np.unique(np.load(data_dir / "dataset.npz")["captions"])
+    assert vocabulary.sentences == tuple(captions) and vocabulary.embeddings.shape == (len(captions), 384)
+    assert np.array_equal(vocabulary.embeddings.numpy(), np.load(data_dir / "captions_minilm.npy"))
 
 
 def test_resuming_with_another_config_is_refused(tmp_path, data_dir):

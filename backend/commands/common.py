@@ -38,4 +38,7 @@ def save_result(result, out_path, bvh_path=None, bvh_sample=0):
 
             with atomic_output(bvh_path) as bvh_tmp:
                 write_bvh(bvh_tmp, result.joints[bvh_sample], fps=result.meta["fps"])
+    if result.meta.get("prompt_read_as"):
+        print(f"read the prompt as \"{result.meta['prompt_read_as']}\" (similarity {result.meta['prompt_similarity']}),"
+              f" the nearest caption the model was trained on", file=sys.stderr)
     print(f"wrote {out_path}" + (f" and {bvh_path}" if bvh_path else ""), file=sys.stderr)

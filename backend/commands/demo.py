@@ -3,7 +3,7 @@ the add-on is built and installed into real Blender (the bpy module, headless) w
 0 is baked onto a Rigify metarig, and the scene is saved with a frame-strip preview of the samples and the rig."""
 from pathlib import Path
 
-PROMPT = "a person walks forward and waves"
+PROMPT = "a person walks across the room"
 REPO_MODULE = "mdm_demo"  # the user extension repository the demo installs into
 
 
@@ -34,7 +34,9 @@ def run(args):
     from ..files import atomic_output
     from ..preview import draw_strip
 
-    labels = [f'"{args.prompt}" sample {s} (seed {args.seed})' for s in range(len(result.joints))]
+    read_as = result.meta["prompt_read_as"]
+    prompt = f'"{args.prompt}"' + (f' (read as "{read_as}")' if read_as else "")
+    labels = [f"{prompt} sample {s} (seed {args.seed})" for s in range(len(result.joints))]
     with atomic_output(out / "preview.png") as tmp:
         draw_strip([*result.joints, rig_joints], tmp, labels=labels + ["sample 0 baked onto a Rigify metarig "
                                                                        "(the rig's evaluated joints)"])

@@ -20,6 +20,9 @@ def add_arguments(parser):
                         help="in-betweening methods besides the model's default (default: all it supports)")
     parser.add_argument("--prompts-per-category", type=int, help="held-out prompts per category (default 5)")
     parser.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
+    parser.add_argument("--literal-prompts", action="store_true",
+                        help="adherence: condition on each prompt's own embedding, not on the nearest caption the "
+                             "model was trained on (models that ship their captions read prompts that way)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (default: torch's choice; 1 is fastest on a busy shared CPU)")
@@ -32,7 +35,7 @@ def options_from(args):
     given = {"windows_per_clip": args.windows, "samples": args.samples, "steps": args.steps, "frames": args.frames,
              "gaps": tuple(args.gaps) if args.gaps else None, "methods": tuple(args.methods) if args.methods else None,
              "prompts_per_category": args.prompts_per_category, "seed": args.seed,
-             "classifier_data": args.classifier_data}
+             "classifier_data": args.classifier_data, "literal_prompts": args.literal_prompts or None}
     given = {k: v for k, v in given.items() if v is not None}
     return EvalOptions.quick(**given) if args.quick else EvalOptions(**given)
 

@@ -14,6 +14,9 @@ def add_arguments(parser):
     parser.add_argument("--guidance", type=float, default=2.5, help="classifier-free guidance scale")
     parser.add_argument("--no-plant-feet", dest="plant_feet", action="store_false",
                         help="keep the model's own root path, even where a planted foot slides")
+    parser.add_argument("--literal-prompt", action="store_true",
+                        help="condition on the prompt as typed, not on the nearest caption the model was trained on "
+                             "(models that ship their captions, such as the embedded one, read prompts that way)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     parser.add_argument("--clip", help="CLIP ViT-B/32 weights file (official text models)")
     parser.add_argument("--out", required=True, help="output .npz")
@@ -28,7 +31,7 @@ def run(args):
     request = MotionRequest(text=args.text, action=args.action,
                             frames=round(args.seconds * pipeline.loaded.frames["fps"]), samples=args.samples,
                             seed=args.seed, guidance=args.guidance, steps=args.steps, sampler=args.sampler,
-                            plant_feet=args.plant_feet)
+                            plant_feet=args.plant_feet, literal_prompt=args.literal_prompt)
     with progress_bar("sampling") as progress:
         result = pipeline.generate_long(request, progress=progress)  # chained past the model's window
     save_result(result, args.out, args.bvh)
