@@ -1,4 +1,6 @@
 """The "Motion" tab of the 3D view's sidebar: generate, in-between, motion list, target rig and bone map, bake."""
+import json
+
 import bpy
 
 from . import operators, properties
@@ -100,6 +102,9 @@ class MDM_PT_motions(MotionTab, bpy.types.Panel):
             motion = settings.motions[settings.motion_index]
             if motion.origin == 'GENERATED':
                 self.layout.label(text=f"\"{motion.prompt}\"  seed {motion.seed}")
+                read_as = json.loads(motion.meta or "{}").get("prompt_read_as")
+                if read_as and read_as != motion.prompt:
+                    self.layout.label(text=f"read as \"{read_as}\"", icon='INFO')
             elif motion.source_path:
                 self.layout.label(text=bpy.path.basename(motion.source_path), icon='FILE')
         row = self.layout.row(align=True)
