@@ -217,6 +217,13 @@ class TrainingSet:
         choice = rng.integers(0, self.caption_index.shape[1], size=len(indices))
         return self.embeddings[self.caption_index[indices, choice]]
 
+    def blend_paraphrases(self, indices, text, rng):
+        """(B, D) float32: each row of `text` (a paraphrase of window `indices[b]`) moved a random fraction of the
+        way towards another of that window's paraphrases, then L2-normalised as the encoder's rows are."""
+        other = self.caption_embeddings(indices, rng)
+        blended = text + rng.random((len(indices), 1)).astype(np.float32) * (other - text)
+        return blended / np.linalg.norm(blended, axis=1, keepdims=True)
+
     def vocabulary(self):
         """Every distinct training caption and its embedding: the checkpoint's `text.PromptVocabulary`."""
         import torch

@@ -43,6 +43,9 @@ class TrainConfig:
     # False: windows of looped takes (prepare-data --loop-runs) never get keys. Their laps are stitched copies of one
     # stride, so keyed they would teach an in-between the loop's regularity instead of how a take moves.
     key_looped_windows: bool = True
+    # Each window's text condition is a random blend of two of its paraphrases (renormalised): the space between
+    # captions of one motion is taught to mean that motion, not only the captions' own points (`TrainingSet`).
+    paraphrase_mixing: bool = False
     category_power: float = 1.0  # each category's share of the batches ~ its duration ** this (TrainingSet)
     crop_jitter: int = 0  # move each drawn window's start by up to this many frames (Dataset.random_shifts)
     # Weight of `losses.foot_contact` beside the x0 MSE (0 = MDM's plain loss), times each window's alpha_bar_t:
@@ -114,8 +117,11 @@ def make_batch(data: TrainingSet, cfg: TrainConfig, mdm_cfg: MDMConfig, rng: np.
             key_values[b, : len(w)], key_mask[b, : len(w)] = encoded
     text = data.caption_embeddings(idx, rng)  # [B, D], one random paraphrase per window
     as_motion = lambda a: torch.from_numpy(a).permute(0, 2, 1).unsqueeze(2)  # [B, F, C] -> [B, C, 1, F]
+    uncond = rng.random(cfg.batch_size) < mdm_cfg.cond_mask_prob
+    if cfg.paraphrase_mixing:  # drawn last: the batch is otherwise the one an unmixed config draws
+        text = data.blend_paraphrases(idx, text, rng)
     cond = {"text_embed": torch.from_numpy(text), "frame_mask": torch.from_numpy(valid),
-            "uncond": torch.from_numpy(rng.random(cfg.batch_size) < mdm_cfg.cond_mask_prob)}
+            "uncond": torch.from_numpy(uncond)}
     if mdm_cfg.keyframe_dim:
         cond["keyframe_values"], cond["keyframe_mask"] = as_motion(key_values), as_motion(key_mask)
     return as_motion(x0), cond

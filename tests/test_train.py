@@ -131,3 +131,28 @@ def test_looped_windows_can_be_left_unkeyed(tmp_path):
         _, cond = make_batch(data, cfg, mdm_cfg, np.random.default_rng(0), drawn / drawn.sum())
         keyed = cond["keyframe_mask"].flatten(1).any(1)  # (B,) windows that got any key
         assert bool(keyed.any()) == (key_looped or not from_looped), (key_looped, from_looped)
+
+
+def test_paraphrase_mixing_blends_each_windows_own_paraphrases(tmp_path, data_dir):
+    """Mixed, each text row is a unit vector in the span of its window's paraphrase embeddings, and the rest of the
+    batch is the one an unmixed config draws."""
+    from backend.data import TrainingSet
+    from backend.model import MDMConfig
+    from backend.train import TrainConfig, make_batch
+
+    data = TrainingSet(data_dir)
+    mdm_cfg = MDMConfig(**{**data.model_defaults(), **TINY_MODEL})
+    probabilities = data.probabilities()
+    batches = [make_batch(data, TrainConfig(str(data_dir), str(tmp_path), batch_size=16, paraphrase_mixing=mixing),
+                          mdm_cfg, np.random.default_rng(3), probabilities) for mixing in (False, True)]
+    (x_plain, plain), (x_mixed, mixed) = batches
+    assert torch.equal(x_plain, x_mixed)
+    assert all(torch.equal(plain[k], mixed[k]) for k in plain if k != "text_embed")
+    text = mixed["text_embed"].numpy()
+    assert not np.allclose(text, plain["text_embed"].numpy())
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1, atol=1e-5)
+    idx = np.random.default_rng(3).choice(len(data), size=16, p=probabilities)  # make_batch's first draw
+    for row, window in zip(text, idx):
+        own = data.embeddings[data.caption_index[window]]  # (K, D) the window's paraphrases
+        coefficients = np.linalg.lstsq(own.T, row, rcond=None)[0]
+        np.testing.assert_allclose(own.T @ coefficients, row, atol=1e-4)
