@@ -207,6 +207,11 @@ def describe(description):
 _SIDE_WORD = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 
 
+def sides_named(text) -> set:
+    """The side words in `text`, lower-cased: {'left'}, {'left', 'right'} or none."""
+    return {word.lower() for word in _SIDE_WORD.findall(text)}
+
+
 def mirror_caption(text):
     """Swap 'left' and 'right' (keeping capitals): the caption of the left/right mirrored motion."""
     def swap(found):

@@ -1,6 +1,5 @@
 """Text encoders behind one interface, `encode(prompts) -> [B, dim]` float32, each distinct prompt encoded once; and
 the vocabulary of captions a model was trained on, to read a prompt as the nearest of them."""
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
@@ -9,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .captions import SIDES
+from .captions import sides_named
 from .errors import UserError
 
 CLIP_CONTEXT = 77  # CLIP's position table; shorter token rows are zero-padded to it
@@ -157,7 +156,3 @@ class PromptVocabulary:
     @cached_property
     def sides(self) -> list[set]:
         return [sides_named(sentence) for sentence in self.sentences]
-
-
-def sides_named(sentence: str) -> set:
-    return set(re.findall(rf"\b({'|'.join(SIDES)})\b", sentence.lower()))

@@ -100,7 +100,8 @@ def test_minilm_encodes_offline(monkeypatch):
 def test_vocabulary_reads_the_nearest_caption_of_the_side_a_prompt_names():
     import torch.nn.functional as F
 
-    from backend.text import PromptVocabulary, sides_named
+    from backend.captions import sides_named
+    from backend.text import PromptVocabulary
 
     assert sides_named("Turn RIGHT, then left.") == {"left", "right"} and sides_named("a leftover walk") == set()
     embeddings = F.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]), dim=-1)
