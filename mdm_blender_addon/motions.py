@@ -119,6 +119,12 @@ def motion_metadata(motion: Motion) -> dict:
     return meta
 
 
+def prompt_reading(prompt: str, meta: dict) -> str | None:
+    """The training caption a prompt was read as (meta's `prompt_read_as`), or None when it was read as typed."""
+    read_as = meta.get("prompt_read_as")
+    return read_as if read_as and read_as != prompt else None
+
+
 def action_name(motion: Motion) -> str:
     """A new action's name from its source: the prompt and seed, or the file's motion name."""
     if motion.origin == "GENERATED" and motion.prompt:

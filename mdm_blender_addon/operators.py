@@ -406,8 +406,8 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
         for motion in generated:
             motions.add_to_scene(scene, motion)
         scene.mdm.motion_index = len(scene.mdm.motions) - len(generated)
-        read_as = event["meta"].get("prompt_read_as")
-        label_read = f"\"{label}\"" + (f" (read as \"{read_as}\")" if read_as and read_as != label else "")
+        read_as = motions.prompt_reading(generated[0].prompt, event["meta"])
+        label_read = f"\"{label}\"" + (f" (read as \"{read_as}\")" if read_as else "")
         if ob is None:
             return f"Generated {len(generated)} motion(s) for {label_read}"
         if plan[3] is not None:

@@ -3,7 +3,7 @@ import json
 
 import bpy
 
-from . import operators, properties
+from . import motions, operators, properties
 
 
 class MDM_UL_motions(bpy.types.UIList):
@@ -102,8 +102,8 @@ class MDM_PT_motions(MotionTab, bpy.types.Panel):
             motion = settings.motions[settings.motion_index]
             if motion.origin == 'GENERATED':
                 self.layout.label(text=f"\"{motion.prompt}\"  seed {motion.seed}")
-                read_as = json.loads(motion.meta or "{}").get("prompt_read_as")
-                if read_as and read_as != motion.prompt:
+                read_as = motions.prompt_reading(motion.prompt, json.loads(motion.meta or "{}"))
+                if read_as:
                     self.layout.label(text=f"read as \"{read_as}\"", icon='INFO')
             elif motion.source_path:
                 self.layout.label(text=bpy.path.basename(motion.source_path), icon='FILE')

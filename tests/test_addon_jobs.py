@@ -92,6 +92,9 @@ def test_generate_and_bake_onto_rigify_metarig(addon, kind):
     # the action alone conditions the motion too
     assert bpy.ops.mdm.generate(action="walk", seconds=1.5, samples=1, bake_target=False) == {'FINISHED'}
     assert motions[-1].prompt == "a person walks forward."
+    # what the motion list shows under the prompt: the reading only where it differs from the prompt as typed
+    readings = [addon.motions.prompt_reading(m.prompt, json.loads(m.meta)) for m in motions]
+    assert readings == ["a person walks forward."] * 2 + [None]
 
 
 def test_both_transports_give_the_same_motion_for_the_same_seed(addon):
