@@ -86,6 +86,19 @@ def on_reference_skeleton(keys: keyframes.Keyframes) -> keyframes.Keyframes:
     return keyframes.Keyframes(keys.frames, features.uniform_skeleton(keys.joints - origin) + origin, keys.joint_mask)
 
 
+def floor_under_first_key(keys: keyframes.Keyframes) -> float:
+    """The height of the first key's lowest joint for full-pose keys (0 for partial keys, whose lowest keyed joint
+    need not touch any floor). The model learned people on a flat floor at y = 0, and keys posed on a step, a slope,
+    or a rig whose floor lies elsewhere start it in the air: it answers with a root that rushes off between the
+    keys (docs/benchmarks.md: przestr/03_01 on the metarig). So keys are sampled with this height taken off and
+    the result is raised back by it, which still meets every key exactly."""
+    return float(keys.joints[0, :, 1].min()) if keys.joint_mask.all() else 0.0
+
+
+def raised(keys: keyframes.Keyframes, height: float) -> keyframes.Keyframes:
+    return keyframes.Keyframes(keys.frames, keys.joints + np.array([0.0, height, 0.0]), keys.joint_mask)
+
+
 class Pipeline:
     """A loaded model plus its text encoder; `generate` runs one request."""
 
@@ -132,8 +145,11 @@ class Pipeline:
         prompt = self._validate(request)
         text_embed, reading = self.read_prompt(prompt, request.literal_prompt)
         method = self._inbetween_method(request)
+        floor = 0.0  # the height the keys are lowered by for sampling, and the result raised by
         if request.keys is not None:
-            request = replace(request, keys=on_reference_skeleton(request.keys))
+            keys = on_reference_skeleton(request.keys)
+            floor = floor_under_first_key(keys)
+            request = replace(request, keys=raised(keys, -floor))
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         schedule = make_schedule(self.config.diffusion_steps, self.config.noise_schedule,
                                  str(request.steps) if request.steps else "")
@@ -163,6 +179,7 @@ class Pipeline:
         if request.plant_feet and free_from < request.frames - 1:
             joints = planting.plant_generated(joints, feats, free_from)
             feats = clip_features(joints)
+        joints[..., 1] += floor  # the features stay on the model's floor, as they stay in its heading frame
         meta = {"prompt": prompt, **reading, "action": request.action, "seed": request.seed,
                 "guidance": request.guidance, "sampler": "repaint" if method == "repaint" else request.sampler,
                 "steps": schedule.num_steps, "frames": request.frames, "fps": self.loaded.frames["fps"],
@@ -218,7 +235,11 @@ class Pipeline:
     def _denoiser(self, prompt, text_embed, request, schedule, method):
         """The network as a denoiser with guidance and, for the inference-time methods, the keyframe edits."""
         cond = self._condition(prompt, text_embed, request, keyed=method == "keyframe")
-        guided = self.config.cond_mode != "no_cond" and self.config.cond_mask_prob > 0 and request.guidance != 1
+        # An unprompted text model (an in-between with no prompt) is unconditioned in both halves of the guidance
+        # batch, so guidance would only run the same forward twice.
+        unprompted = self.config.cond_mode == "text" and not prompt
+        guided = (self.config.cond_mode != "no_cond" and self.config.cond_mask_prob > 0 and request.guidance != 1
+                  and not unprompted)
         denoise = model_denoiser(self.loaded.model, cond, schedule,
                                  guidance_scale=request.guidance if guided else None)
         if method == "x0_replace":

@@ -54,6 +54,29 @@ def test_every_inbetween_method_hits_the_keys(pipeline, motion, method):
     assert result.meta["inbetween_method"] == method and len(result.meta["keyframe_error_unsnapped"]) == 1
 
 
+def test_keys_on_a_raised_floor_give_the_same_motion_raised(pipeline, motion):
+    """Keys posed 0.7 m up (on a step, or on a rig whose floor lies elsewhere) are sampled on the model's floor:
+    the in-between is the same motion as from the keys on the floor, raised."""
+    frames = [0, 20, 45]
+    on_floor = keyframes.Keyframes.full_poses(frames, motion[frames])
+    up = keyframes.Keyframes.full_poses(frames, motion[frames] + [0.0, 0.7, 0.0])
+    a, b = (pipeline.generate(MotionRequest(frames=46, samples=2, keys=keys, guidance=1.0)).joints
+            for keys in (on_floor, up))
+    height = on_reference_skeleton(up).joints[0, 0, 1] - on_reference_skeleton(on_floor).joints[0, 0, 1]
+    assert height > 0.5 and np.abs(b - a - [0.0, height, 0.0]).max() < 1e-5
+
+
+def test_an_unprompted_inbetween_runs_no_guidance_batch(pipeline, motion, monkeypatch):
+    """With no prompt both halves of a guidance batch are unconditioned: one forward of the samples is the same."""
+    batches, forward = [], pipeline.loaded.model.forward
+    monkeypatch.setattr(pipeline.loaded.model, "forward", lambda x, *args: batches.append(len(x)) or forward(x, *args))
+    keys = keyframes.Keyframes.full_poses([0, 45], motion[[0, 45]])
+    for text, batch in (("", 2), ("a person walks forward.", 4)):
+        batches.clear()
+        pipeline.generate(MotionRequest(text=text, frames=46, samples=2, keys=keys, guidance=2.5, steps=3))
+        assert batches == [batch] * 3
+
+
 @pytest.fixture(scope="module")
 def known_captions(tmp_path_factory, pipeline):
     """The tiny model again, shipping four captions as its vocabulary (their real MiniLM embeddings)."""
