@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import features, keyframes, planting
+from . import features, keyframes, planting, skeleton
 from .checkpoints import LoadedModel, load_checkpoint
 from .device import pick_device
 from .diffusion import make_schedule
@@ -87,12 +87,14 @@ def on_reference_skeleton(keys: keyframes.Keyframes) -> keyframes.Keyframes:
 
 
 def floor_under_first_key(keys: keyframes.Keyframes) -> float:
-    """The height of the first key's lowest joint for full-pose keys (0 for partial keys, whose lowest keyed joint
-    need not touch any floor). The model learned people on a flat floor at y = 0, and keys posed on a step, a slope,
-    or a rig whose floor lies elsewhere start it in the air: it answers with a root that rushes off between the
-    keys (docs/benchmarks.md: przestr/03_01 on the metarig). So keys are sampled with this height taken off and
-    the result is raised back by it, which still meets every key exactly."""
-    return float(keys.joints[0, :, 1].min()) if keys.joint_mask.all() else 0.0
+    """The height of the first key's lowest keyed joint when that key constrains both feet (ankles and toes), else
+    0: a key of other joints (a root path, a hand) need not touch any floor. The model learned people on a flat
+    floor at y = 0, and keys posed on a step, a slope, or a rig whose floor lies elsewhere start it in the air: it
+    answers with a root that rushes off between the keys (docs/benchmarks.md: przestr/03_01 on the metarig). So
+    keys are sampled with this height taken off and the result is raised back by it, which still meets every key
+    exactly."""
+    first, keyed = keys.joints[0], keys.joint_mask[0]
+    return float(first[keyed, 1].min()) if keyed[list(skeleton.CONTACT_JOINTS)].all() else 0.0
 
 
 def raised(keys: keyframes.Keyframes, height: float) -> keyframes.Keyframes:

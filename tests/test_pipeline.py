@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from backend import keyframes
+from backend import keyframes, skeleton
 from backend.errors import UserError
-from backend.pipeline import MotionRequest, Pipeline, on_reference_skeleton
+from backend.pipeline import MotionRequest, Pipeline, floor_under_first_key, on_reference_skeleton
 from backend.server import decode
 from conftest import HUMANML_SAMPLE_DIR, REPO
 
@@ -54,16 +54,27 @@ def test_every_inbetween_method_hits_the_keys(pipeline, motion, method):
     assert result.meta["inbetween_method"] == method and len(result.meta["keyframe_error_unsnapped"]) == 1
 
 
-def test_keys_on_a_raised_floor_give_the_same_motion_raised(pipeline, motion):
+@pytest.mark.parametrize("unkeyed", [(), ("left_collar", "right_collar", "spine3")])  # a rig without those bones
+def test_keys_on_a_raised_floor_give_the_same_motion_raised(pipeline, motion, unkeyed):
     """Keys posed 0.7 m up (on a step, or on a rig whose floor lies elsewhere) are sampled on the model's floor:
     the in-between is the same motion as from the keys on the floor, raised."""
     frames = [0, 20, 45]
-    on_floor = keyframes.Keyframes.full_poses(frames, motion[frames])
-    up = keyframes.Keyframes.full_poses(frames, motion[frames] + [0.0, 0.7, 0.0])
+    mask = np.ones((3, 22), bool)
+    mask[:, [skeleton.JOINT_INDEX[name] for name in unkeyed]] = False
+    on_floor = keyframes.Keyframes(np.array(frames), motion[frames], mask)
+    up = keyframes.Keyframes(np.array(frames), motion[frames] + [0.0, 0.7, 0.0], mask)
     a, b = (pipeline.generate(MotionRequest(frames=46, samples=2, keys=keys, guidance=1.0)).joints
             for keys in (on_floor, up))
     height = on_reference_skeleton(up).joints[0, 0, 1] - on_reference_skeleton(on_floor).joints[0, 0, 1]
     assert height > 0.5 and np.abs(b - a - [0.0, height, 0.0]).max() < 1e-5
+
+
+def test_only_keys_that_stand_on_both_feet_say_where_the_floor_is(motion):
+    frames = np.array([0, 20])
+    full = keyframes.Keyframes.full_poses(frames, motion[frames] + [0.0, 0.7, 0.0])
+    assert floor_under_first_key(full) == pytest.approx(motion[0, :, 1].min() + 0.7)
+    root_only = keyframes.Keyframes(frames, full.joints, np.eye(1, 22, dtype=bool).repeat(2, 0))
+    assert floor_under_first_key(root_only) == 0.0  # a root path is not a pose on a floor
 
 
 def test_an_unprompted_inbetween_runs_no_guidance_batch(pipeline, motion, monkeypatch):
