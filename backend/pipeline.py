@@ -63,6 +63,57 @@ def _continuation(motion, window, overlap):
     return new + fade[:, None, None] * jump
 
 
+@dataclass(frozen=True)
+class ChainWindow:
+    start: int  # the first frame it samples: the previous windows' last frames from here on are its first keys
+    stop: int  # the last frame it samples (past the clip's end where the model's shortest window needs it)
+    keep_to: int  # the last frame it contributes (it contributes those after the previous window's keep_to)
+
+
+def chain_windows(key_frames, total, window, overlap, min_frames, fps) -> list[ChainWindow]:
+    """How a clip of `total` frames longer than the model's `window` is sampled. Each window after the first starts
+    `overlap` frames before the end of what is made so far, which it is keyed on, so it continues that motion.
+    A window that reaches user keys ahead contributes up to the second-last of them and samples on to the last,
+    so every stretch is sampled knowing the key after it; past the last key (or with no keys) it contributes all
+    it samples."""
+    key_frames = np.asarray(key_frames, dtype=np.int64)
+    pieces, kept = [], -1  # kept: the last frame made so far
+    while kept < total - 1:
+        start = max(0, kept - overlap + 1)
+        reach = start + window - 1
+        ahead = key_frames[(key_frames > max(kept, start)) & (key_frames <= reach)]
+        if reach >= total - 1 or not (key_frames > kept).any():  # to the clip's end, or past the last key
+            end = min(reach, total - 1)
+            pieces.append(ChainWindow(start, max(end, start + min_frames - 1), end))
+        elif len(ahead):
+            # Stopping at the second-last key helps only if the next window, starting there, sees a key past it.
+            beyond = key_frames[key_frames > ahead[-1]]
+            useful = len(ahead) > 1 and len(beyond) and beyond[0] <= ahead[-2] - overlap + window
+            keep_to = ahead[-2] if useful else ahead[-1]
+            pieces.append(ChainWindow(start, max(ahead[-1], min(total - 1, start + min_frames - 1)), keep_to))
+        else:
+            after, before = key_frames[key_frames > max(kept, 0)][0], key_frames[key_frames <= max(kept, 0)]
+            gap = f"keys at {before[-1] / fps:.2f} s and" if len(before) else "the clip's start and its first key at"
+            raise UserError(f"{gap} {after / fps:.2f} s are too far apart: this model fills at most "
+                            f"{(window - overlap) / fps:.1f} s between two keys; add a key between them")
+        kept = pieces[-1].keep_to
+    return pieces
+
+
+def piece_keys(made, keys: keyframes.Keyframes | None, piece: ChainWindow) -> keyframes.Keyframes | None:
+    """The keys of one chained window, in its own frame numbers: the frames already `made` from its start on (full
+    poses) and the user's keys after them that it samples."""
+    prefix = made[piece.start:]
+    frames, joints, mask = [np.arange(len(prefix))], [prefix], [np.ones(prefix.shape[:2], dtype=bool)]
+    if keys is not None:
+        ahead = (keys.frames >= len(made)) & (keys.frames <= piece.stop)
+        frames.append(keys.frames[ahead] - piece.start), joints.append(keys.joints[ahead])
+        mask.append(keys.joint_mask[ahead])
+    if not sum(map(len, frames)):
+        return None
+    return keyframes.Keyframes(np.concatenate(frames), np.concatenate(joints), np.concatenate(mask))
+
+
 @dataclass
 class MotionResult:
     joints: np.ndarray  # (S, T, 22, 3) float32, metres, Y-up, at meta["fps"]
@@ -84,6 +135,13 @@ def on_reference_skeleton(keys: keyframes.Keyframes) -> keyframes.Keyframes:
         return keys
     origin = keys.joints[0, 0] * np.array([1.0, 0.0, 1.0])
     return keyframes.Keyframes(keys.frames, features.uniform_skeleton(keys.joints - origin) + origin, keys.joint_mask)
+
+
+def check_keys_fit(keys: keyframes.Keyframes, frames: int):
+    """A UserError unless the user's keys can constrain a clip of `frames` frames."""
+    keys.validate(frames)
+    if len(keys.frames) < 2:
+        raise UserError("in-betweening needs at least two keyed frames")
 
 
 def floor_under_first_key(keys: keyframes.Keyframes) -> float:
@@ -130,7 +188,8 @@ class Pipeline:
         c, frames, vocabulary = self.config, self.loaded.frames, self.loaded.vocabulary
         return {"arch": c.arch, "cond_mode": c.cond_mode, "text_encoder": c.text_encoder if c.cond_mode == "text"
                 else None, "actions": self.actions, "fps": frames["fps"], "min_frames": frames["min_frames"],
-                "max_frames": frames["max_frames"], "diffusion_steps": c.diffusion_steps,
+                "max_frames": frames["max_frames"], "max_chained_frames": self.longest_frames(),
+                "diffusion_steps": c.diffusion_steps,
                 "keyframe_conditioned": bool(c.keyframe_dim),
                 "known_captions": len(vocabulary.sentences) if vocabulary else 0,  # prompts are read as these
                 "parameters": sum(p.numel() for p in self.loaded.model.parameters()), "device": str(self.device),
@@ -143,15 +202,21 @@ class Pipeline:
         return (["keyframe"] if self.config.keyframe_dim else []) + list(INPAINTING_METHODS)
 
     def generate(self, request: MotionRequest, progress=None, cancelled=None) -> MotionResult:
-        began = time.perf_counter()
+        """One window of the model (`generate_long` chains them)."""
         prompt = self._validate(request)
+        if request.keys is not None:
+            request = replace(request, keys=on_reference_skeleton(request.keys))
+        return self._sample(request, prompt, progress, cancelled)
+
+    def _sample(self, request: MotionRequest, prompt: str, progress, cancelled) -> MotionResult:
+        """One validated window whose keys are on the reference skeleton."""
+        began = time.perf_counter()
         text_embed, reading = self.read_prompt(prompt, request.literal_prompt)
         method = self._inbetween_method(request)
         floor = 0.0  # the height the keys are lowered by for sampling, and the result raised by
         if request.keys is not None:
-            keys = on_reference_skeleton(request.keys)
-            floor = floor_under_first_key(keys)
-            request = replace(request, keys=raised(keys, -floor))
+            floor = floor_under_first_key(request.keys)
+            request = replace(request, keys=raised(request.keys, -floor))
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         schedule = make_schedule(self.config.diffusion_steps, self.config.noise_schedule,
                                  str(request.steps) if request.steps else "")
@@ -189,41 +254,58 @@ class Pipeline:
                 "keyframe_error_unsnapped": unsnapped_error, "seconds_taken": round(time.perf_counter() - began, 3)}
         return MotionResult(joints.astype(np.float32), feats.astype(np.float32), meta)
 
+    def longest_frames(self, overlap=CHAIN_OVERLAP) -> int:
+        """The longest clip `generate_long` makes: MAX_CHAIN_WINDOWS windows' worth of new frames."""
+        return MAX_CHAIN_WINDOWS * (self.loaded.frames["max_frames"] - overlap) + overlap
+
     def generate_long(self, request: MotionRequest, progress=None, cancelled=None,
                       overlap=CHAIN_OVERLAP) -> MotionResult:
-        """Any length up to MAX_CHAIN_WINDOWS windows: a clip longer than the model's window is generated as a
-        chain. Each next window gets the previous window's last `overlap` frames as prefix keys (frames
-        0..overlap-1, placed exactly on them) and contributes its remaining frames; one request per sample from
-        the second window on, since every sample continues its own motion."""
-        window, min_frames = self.loaded.frames["max_frames"], self.loaded.frames["min_frames"]
+        """Any length up to MAX_CHAIN_WINDOWS windows' worth, keyed or not: a clip longer than the model's window
+        is sampled as a chain (`chain_windows`). Each window after the first is keyed on its sample's last
+        `overlap` frames so far and on the user's keys it reaches (`piece_keys`), and contributes the frames after
+        them; one request per sample from the second window on, since every sample continues its own motion."""
+        window, min_frames, fps = (self.loaded.frames[k] for k in ("max_frames", "min_frames", "fps"))
         if request.frames <= window:
             return self.generate(request, progress, cancelled)
-        step = window - overlap  # new frames per window after the first
-        count = -(-(request.frames - overlap) // step)  # ceil
-        if request.keys is not None or count > MAX_CHAIN_WINDOWS or step < 1:
-            fps = self.loaded.frames["fps"]
-            longest = MAX_CHAIN_WINDOWS * step + overlap
+        longest = self.longest_frames(overlap)
+        if request.frames > longest:
             raise UserError(f"length {request.frames} frames ({request.frames / fps:.1f} s) is too long: chained "
-                            f"generation reaches {longest} frames ({longest / fps:.1f} s)"
-                            + ("" if request.keys is None else "; in-betweening covers one window "
-                               f"({window} frames)"))
-        runs = 1 + (count - 1) * request.samples
+                            f"generation reaches {longest} frames ({longest / fps:.1f} s)")
+        keys = None
+        if request.keys is not None:
+            check_keys_fit(request.keys, request.frames)
+            keys = on_reference_skeleton(request.keys)  # once for the whole clip: every window keeps its scale
+        key_frames = [] if keys is None else keys.frames
+        pieces = chain_windows(key_frames, request.frames, window, overlap, min_frames, fps)
+        runs = 1 + (len(pieces) - 1) * request.samples
         report = lambda run: progress and (lambda done, total: progress(run * total + done, runs * total))
-        first = self.generate(replace(request, frames=window), report(0), cancelled)
-        motions, meta = list(first.joints), first.meta
-        for index in range(1, count):
-            frames = max(min_frames, min(window, request.frames - len(motions[0]) + overlap))
+        empty = np.zeros((0, skeleton.NUM_JOINTS, 3))
+        first = self._piece(request, piece_keys(empty, keys, pieces[0]), pieces[0], report(0), cancelled)
+        motions = [joints[:pieces[0].keep_to + 1] for joints in first.joints]
+        unsnapped = [[error] for error in first.meta["keyframe_error_unsnapped"] or []]
+        for index, piece in enumerate(pieces[1:], 1):
             for s, motion in enumerate(motions):
-                keys = keyframes.Keyframes.full_poses(np.arange(overlap), motion[-overlap:])
-                piece = self.generate(replace(request, frames=frames, samples=1, keys=keys, hold_root=True,
-                                              seed=request.seed + index * MAX_SAMPLES + s),
-                                      report(1 + (index - 1) * request.samples + s), cancelled)
-                motions[s] = np.concatenate([motion, _continuation(motion, piece.joints[0], overlap)])
+                window_keys = piece_keys(motion, keys, piece)
+                result = self._piece(replace(request, samples=1, seed=request.seed + index * MAX_SAMPLES + s,
+                                             hold_root=True), window_keys, piece,
+                                     report(1 + (index - 1) * request.samples + s), cancelled)
+                made = len(motion) - piece.start  # the window's first frames, which sit on the motion so far
+                sampled = result.joints[0][:piece.keep_to - piece.start + 1]
+                keyed_ahead = len(window_keys.frames) > made
+                motions[s] = np.concatenate([motion, sampled[made:] if keyed_ahead
+                                             else _continuation(motion, sampled, made)])
+                if unsnapped:
+                    unsnapped[s].extend(result.meta["keyframe_error_unsnapped"])
         joints = np.stack([m[:request.frames] for m in motions]).astype(np.float32)  # (S, T, 22, 3)
         feats = clip_features(joints)  # the windows' own features are each relative to their window
-        meta = {**meta, "frames": request.frames, "windows": count, "chain_overlap": overlap,
-                "inbetween_method": None}
+        meta = {**first.meta, "frames": request.frames, "windows": len(pieces), "chain_overlap": overlap,
+                "keyframe_error_unsnapped": [float(np.mean(e)) for e in unsnapped] if unsnapped else None}
         return MotionResult(joints, feats.astype(np.float32), meta)
+
+    def _piece(self, request: MotionRequest, keys, piece: ChainWindow, progress, cancelled) -> MotionResult:
+        """One window of a chain: frames piece.start..piece.stop, keyed on `keys` (on the reference skeleton)."""
+        window = replace(request, frames=piece.stop - piece.start + 1, keys=keys)
+        return self._sample(window, self._validate(window, check_keys=False), progress, cancelled)
 
     def _inbetween_method(self, request: MotionRequest):
         if request.keys is None:
@@ -263,7 +345,7 @@ class Pipeline:
                                           self.loaded.std, batch=request.samples)
         return known.to(self.device), keep.to(self.device)
 
-    def _validate(self, request: MotionRequest) -> str:
+    def _validate(self, request: MotionRequest, check_keys=True) -> str:
         """Check the request against the model; return the prompt to encode ('' for unconditioned models)."""
         frames = self.loaded.frames
         if not frames["min_frames"] <= request.frames <= frames["max_frames"]:
@@ -277,10 +359,9 @@ class Pipeline:
             raise UserError(f"unknown sampler {request.sampler!r}: use one of {SAMPLERS}")
         if request.steps and not 1 <= request.steps <= self.config.diffusion_steps:
             raise UserError(f"steps must be between 1 and the model's {self.config.diffusion_steps}")
-        if request.keys is not None:
-            request.keys.validate(request.frames)
-            if len(request.keys.frames) < 2:
-                raise UserError("in-betweening needs at least two keyed frames")
+        if request.keys is not None and check_keys:
+            check_keys_fit(request.keys, request.frames)
+        self._inbetween_method(request)  # an unknown method is refused before the keys are worked on
         prompt = request.text.strip()
         if request.action:
             if request.action not in self.actions:

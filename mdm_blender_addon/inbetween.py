@@ -55,7 +55,8 @@ def world_to_motion(points, rest_world):
 
 def plan_keys(scene_frames, world_joints, rest_world, scene_fps, frames: dict) -> KeyPlan:
     """Keys for the backend. scene_frames (K,); world_joints (K, 22, 3), NaN for unmapped joints; rest_world
-    (22, 3) the rig's rest joints (retarget-filled); frames: the model's {fps, min_frames, max_frames}."""
+    (22, 3) the rig's rest joints (retarget-filled); frames: the model's info (fps, min_frames, max_chained_frames:
+    a range longer than one window is sampled in chained windows)."""
     scene_frames = np.asarray(scene_frames, dtype=np.int64)
     if len(scene_frames) < 2:
         found = f"only frame {scene_frames[0]} is" if len(scene_frames) else "no frame is"
@@ -66,8 +67,8 @@ def plan_keys(scene_frames, world_joints, rest_world, scene_fps, frames: dict) -
         a, b = scene_frames[close[0]], scene_frames[close[0] + 1]
         raise UserError(f"keys at frames {a} and {b} are closer than one model frame (1/{frames['fps']:g} s); "
                         "remove one of them")
-    if model_frames[-1] + 1 > frames["max_frames"]:
-        longest = (frames["max_frames"] - 1) / frames["fps"]
+    if model_frames[-1] + 1 > frames["max_chained_frames"]:
+        longest = (frames["max_chained_frames"] - 1) / frames["fps"]
         raise UserError(f"the keys span {(scene_frames[-1] - scene_frames[0]) / scene_fps:.1f} s; this model "
                         f"in-betweens up to {longest:.1f} s at once: key a shorter range")
     joints = np.asarray(world_joints, dtype=np.float64)

@@ -350,7 +350,8 @@ class MDM_OT_check_backend(bpy.types.Operator):
             f"torch {hello['torch']} (Python {hello['python']}) on {info['device']}; model "
             f"{info['path'] or 'embedded'}: {info['arch']}, {conditions.get(info['cond_mode'], info['cond_mode'])}"
             f"{', keyframes' if info['keyframe_conditioned'] else ''}, {info['diffusion_steps']} steps, {reading}"
-            f"{info['min_frames'] / info['fps']:.1f}-{info['max_frames'] / info['fps']:.1f} s; actions: "
+            f"{info['min_frames'] / info['fps']:.1f}-{info['max_frames'] / info['fps']:.1f} s per window, chained up "
+            f"to {info['max_chained_frames'] / info['fps']:.0f} s; actions: "
             f"{', '.join(info['actions']) or 'none'}"))
         return {'FINISHED'}
 

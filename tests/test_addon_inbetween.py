@@ -19,13 +19,14 @@ KEYS = {  # scene frame -> {bone: (axis, degrees)}: three poses in the range, on
 PELVIS_PATH = {1: (0.0, 0.0, 0.0), 13: (0.0, 0.3, 0.02), 25: (0.0, 0.7, 0.0), 45: (0.0, 1.0, 0.0)}
 
 
-def keyed_metarig():
-    """The metarig with the whole pose keyed (every bone's rotation, the hips' location) at each KEYS frame."""
+def keyed_metarig(keys=KEYS, pelvis_path=PELVIS_PATH):
+    """The metarig with the whole pose keyed (every bone's rotation, the hips' location) at each of the keys'
+    frames."""
     import bpy
     from mathutils import Euler
     ob = blender_util.add_rigify_metarig()
     bpy.context.scene.mdm.target = ob
-    for frame, pose in KEYS.items():
+    for frame, pose in keys.items():
         for pose_bone in ob.pose.bones:
             axis, degrees = pose.get(pose_bone.name, ("X", 0))
             angles = [0.0, 0.0, 0.0]
@@ -36,7 +37,7 @@ def keyed_metarig():
             else:
                 pose_bone.rotation_euler = angles
                 pose_bone.keyframe_insert("rotation_euler", frame=frame)
-        ob.pose.bones["spine"].location = PELVIS_PATH[frame]
+        ob.pose.bones["spine"].location = pelvis_path[frame]
         ob.pose.bones["spine"].keyframe_insert("location", frame=frame)
     return ob
 
@@ -190,6 +191,21 @@ def test_hold_root_off_still_meets_the_keys(addon):
     keys_before = joint_track(ob, [1, 13, 25])
     assert bpy.ops.mdm.inbetween(frame_start=1, frame_end=25, hold_root=False) == {'FINISHED'}
     np.testing.assert_allclose(joint_track(ob, [1, 13, 25]), keys_before, atol=1e-5)
+
+
+def test_a_range_longer_than_the_model_window_is_chained(addon):
+    """7.5 s of keys at the scene's 24 fps, 151 frames at the model's 20: past the test model's 120-frame window."""
+    import bpy
+    use(addon, "SUBPROCESS")
+    frames = (1, 61, 121, 181)
+    ob = keyed_metarig(dict(zip(frames, KEYS.values())), dict(zip(frames, PELVIS_PATH.values())))
+    assert bpy.ops.mdm.detect_bone_map() == {'FINISHED'}
+    before, keys_before = curve_points(ob), joint_track(ob, frames)
+    assert bpy.ops.mdm.inbetween(frame_start=1, frame_end=181) == {'FINISHED'}
+    after = curve_points(ob)[('pose.bones["thigh.L"].rotation_quaternion', 0)]
+    assert set(after) == set(range(1, 182))  # every frame between the first key and the last
+    assert {f: after[f] for f in frames} == before[('pose.bones["thigh.L"].rotation_quaternion', 0)]
+    np.testing.assert_allclose(joint_track(ob, frames), keys_before, atol=1e-5)
 
 
 def test_fewer_than_two_keys_is_refused(addon):

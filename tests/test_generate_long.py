@@ -4,7 +4,11 @@ import pytest
 
 import blender_util
 from backend.errors import UserError
-from backend.pipeline import CHAIN_OVERLAP, Pipeline, MotionRequest
+from backend.keyframes import Keyframes
+from backend.pipeline import CHAIN_OVERLAP, MotionRequest, Pipeline, chain_windows, on_reference_skeleton
+from conftest import HUMANML_SAMPLE_DIR
+
+MOTION = np.load(HUMANML_SAMPLE_DIR / "new_joints_012314.npy").astype(np.float64)  # (170, 22, 3), tests only
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +44,41 @@ def test_a_long_clip_continues_each_window_from_the_last(pipeline):
     assert np.isfinite(result.features).all()
 
 
-def test_too_long_and_long_inbetweens_are_refused(pipeline):
+def test_too_long_clips_and_too_far_apart_keys_are_refused(pipeline):
     with pytest.raises(UserError, match="too long: chained generation reaches"):
         pipeline.generate_long(MotionRequest(action="walk", frames=5000, samples=1))
-    from backend.keyframes import Keyframes
-    keys = Keyframes.full_poses([0, 200], np.zeros((2, 22, 3)))
-    with pytest.raises(UserError, match="in-betweening covers one window"):
-        pipeline.generate_long(MotionRequest(action="walk", frames=300, samples=1, keys=keys))
+    keys = Keyframes.full_poses([0, 200], MOTION[[0, 100]])
+    with pytest.raises(UserError, match=r"keys at 0.00 s and 10.00 s are too far apart: this model fills at most 5.5"):
+        pipeline.generate_long(MotionRequest(frames=300, samples=1, keys=keys))
+
+
+@pytest.mark.parametrize("key_frames", [[], list(range(0, 300, 20)) + [299], [35, 60, 150, 170, 260, 280]])
+def test_chain_windows_cover_the_clip_once_each_stretch_knowing_the_key_after_it(key_frames):
+    window, overlap, total = 120, CHAIN_OVERLAP, 300
+    pieces = chain_windows(key_frames, total, window, overlap, min_frames=20, fps=20)
+    assert pieces[0].start == 0 and pieces[-1].keep_to == total - 1
+    for before, after in zip(pieces, pieces[1:]):
+        assert after.start == before.keep_to - overlap + 1  # keyed on the last `overlap` frames made so far
+    for piece in pieces:
+        assert 20 <= piece.stop - piece.start + 1 <= window and piece.keep_to <= piece.stop
+        later = [k for k in key_frames if k > piece.keep_to]
+        if piece.keep_to < total - 1 and later:  # it stops at a key, sampling on to the next one if it reaches it
+            assert piece.keep_to in key_frames and (piece.stop == later[0] or later[0] > piece.start + window - 1)
+    if not key_frames:  # no keys: fixed windows, each continuing the last
+        assert [p.start for p in pieces] == [0, 110, 220]
+
+
+def test_a_long_inbetween_is_chained_and_meets_every_key(pipeline):
+    keyed = np.append(np.arange(0, 170, 20), 169)
+    keys = Keyframes.full_poses(keyed, MOTION[keyed])
+    progress = []
+    result = pipeline.generate_long(MotionRequest(frames=170, samples=2, seed=1, keys=keys, guidance=1.0),
+                                    progress=lambda done, total: progress.append((done, total)))
+    assert result.joints.shape == (2, 170, 22, 3) and result.meta["windows"] == 2
+    assert np.abs(result.joints[:, keyed] - on_reference_skeleton(keys).joints).max() < 1e-5
+    assert len(result.meta["keyframe_error_unsnapped"]) == 2 and result.meta["inbetween_method"] == "keyframe"
+    assert progress[-1] == (3 * 10, 3 * 10)  # the first window's 2 samples at once, then one request per sample
+    # the first window stops contributing at the key before the last it reached (80, sampled on to 100); the step
+    # into the next window's frames is no larger than the clip's other steps
+    step = np.linalg.norm(np.diff(result.joints, axis=1), axis=-1).max(axis=-1)  # (S, T-1)
+    assert (step[:, 80] <= np.delete(step, 80, axis=1).max(axis=1) + 1e-6).all()
