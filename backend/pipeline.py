@@ -49,7 +49,7 @@ class MotionRequest:
     keys: keyframes.Keyframes | None = None  # in-betweening / continuation constraints
     inbetween_method: str = "auto"  # auto = the best the model supports (see `inbetween_methods`)
     hold_root: bool = True  # in-betweening: the root passes exactly through every keyed root
-    plant_feet: bool = True  # the root's path follows the planted feet after the last key (`planting`)
+    plant_feet: bool = True  # planted feet keep still: held between keys, then followed by the root (`planting`)
     literal_prompt: bool = False  # condition on the prompt's own embedding, not its nearest known caption
 
 
@@ -242,6 +242,8 @@ class Pipeline:
             unsnapped_error = [keyframes.keyframe_error(keyframes.align_to_keys(j, request.keys), request.keys)
                                for j in joints]
             joints = np.stack([keyframes.place_on_keys(j, request.keys, request.hold_root) for j in joints])
+            if request.plant_feet:
+                joints = planting.lock_generated(joints, feats, request.keys.frames)
         free_from = 0 if request.keys is None else int(request.keys.frames[-1])  # frames after the last key
         if request.plant_feet and free_from < request.frames - 1:
             joints = planting.plant_generated(joints, feats, free_from)

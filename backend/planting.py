@@ -1,11 +1,13 @@
-"""Planted feet: the root's path across the floor follows the feet the model marks as planted.
+"""Planted feet: feet the model marks as planted keep still.
 
 A generated motion predicts its root path and its pose together, and a small model gets their ratio wrong: the
 root travels while a foot it labels as in contact slides along with it (foot skate; the embedded model's runs
-glide at twice the speed their steps carry). Here the root's horizontal path is moved, frame by frame, so that
-every planted foot joint stays where it was put. The pose relative to the root is untouched: no foot leaves the
-floor, no bone stretches, and the motion travels as far as its own steps take it (docs/benchmarks.md measures
-both the skate and the travel this costs).
+glide at twice the speed their steps carry). Where the root is free (a generated clip, the frames after the last
+key) its horizontal path is moved, frame by frame, so that every planted foot joint stays where it was put
+(`plant_feet`): the pose relative to the root is untouched, no foot leaves the floor, no bone stretches, and the
+motion travels as far as its own steps take it. Between keys the root is fixed by the keys, so each planted foot
+is held in place instead and its knee re-solved (`lock_feet`). docs/benchmarks.md measures the skate and what
+each costs.
 """
 import numpy as np
 
@@ -19,6 +21,11 @@ ROLL = 0.01
 # Frames (Gaussian sigma) over which each frame's correction is spread, so the root does not jerk where a contact
 # begins or ends.
 SMOOTHING = 1.0
+# Frames over which a held foot's move fades out past the ends of its planted span, and fades in away from a key
+# (a keyed frame itself never moves).
+LOCK_BLEND = 3
+LEGS = tuple(tuple(skeleton.JOINT_INDEX[f"{side}_{part}"] for part in ("hip", "knee", "ankle", "foot"))
+             for side in ("left", "right"))
 
 
 def planted(features) -> np.ndarray:
@@ -52,3 +59,92 @@ def plant_generated(joints, features, start=0) -> np.ndarray:
     """(S, T, 22, 3) joints of S generated samples and their (S, T, 263) features -> the samples with planted feet,
     by each sample's own contact labels."""
     return np.stack([plant_feet(j, planted(f), start) for j, f in zip(joints, features)])
+
+
+def lock_generated(joints, features, keyed_frames) -> np.ndarray:
+    """(S, T, 22, 3) in-betweened samples and their (S, T, 263) features -> the samples with their planted feet held
+    between the keys, by each sample's own contact labels."""
+    return np.stack([lock_feet(j, planted(f), keyed_frames) for j, f in zip(joints, features)])
+
+
+def lock_feet(joints, contacts, keyed_frames, blend=LOCK_BLEND) -> np.ndarray:
+    """(T, 22, 3) in-betweened joints, (T-1, 4) contacts, the keyed frames -> joints whose planted feet keep still
+    between the first key and the last.
+
+    A foot is planted at a frame when its ankle or toe is labelled in contact on a transition into or out of it.
+    Through each planted span the foot (ankle and toe together, heights untouched) is held across the floor at
+    the foot of the keys inside the span, moving straight from one to the next, or without a key at its mean
+    place. The move fades out over `blend` frames past the span and in over `blend` frames away from every key,
+    so a keyed frame never moves and nothing pops. The knee is re-solved so that thigh and shin keep their
+    lengths, in the plane of the leg's own bend (`knee_for`), and a foot is held only as far as its leg reaches;
+    the hips and everything above stay as they are.
+    """
+    joints = np.array(joints, dtype=np.float64)
+    keyed_frames = np.asarray(keyed_frames)
+    frames = np.arange(len(joints))
+    from_key = np.abs(frames[:, None] - keyed_frames[None]).min(axis=1)
+    inside = (frames >= keyed_frames[0]) & (frames <= keyed_frames[-1])
+    fade_in = np.minimum(1.0, from_key / (blend + 1))  # 0 at a key
+    for hip, knee, ankle, toe in LEGS:
+        columns = [skeleton.CONTACT_JOINTS.index(joint) for joint in (ankle, toe)]
+        in_contact = np.asarray(contacts)[:, columns].any(axis=1)  # (T-1,) transitions
+        down = np.zeros(len(joints), dtype=bool)
+        down[:-1] |= in_contact
+        down[1:] |= in_contact
+        foot = joints[:, [ankle, toe]][..., [0, 2]].mean(axis=1)  # (T, 2) across the floor
+        move = _held_foot_moves(foot, down & inside, np.isin(frames, keyed_frames), blend) * fade_in[:, None]
+        changed = np.flatnonzero(np.abs(move).sum(axis=1) > 0)
+        shift = np.insert(move[changed], 1, 0.0, axis=1)  # (n, 3), no height change
+        shift *= within_reach(joints[changed, hip], joints[changed, knee], joints[changed, ankle], shift)[:, None]
+        joints[changed, knee] = knee_for(joints[changed, hip], joints[changed, knee], joints[changed, ankle],
+                                         joints[changed, ankle] + shift)
+        joints[changed, ankle] += shift
+        joints[changed, toe] += shift
+    return joints
+
+
+def _held_foot_moves(foot, down, keyed, blend):
+    """(T, 2) horizontal moves that hold `foot` (T, 2) still through each span of `down` frames (see `lock_feet`),
+    fading out over `blend` frames past each span."""
+    move, weight = np.zeros_like(foot), np.zeros(len(foot))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], down.astype(int), [0]])))
+    for a, b in zip(edges[::2], edges[1::2] - 1):  # inclusive spans
+        if b == a:
+            continue
+        span = np.arange(a, b + 1)
+        keys = span[keyed[span]]
+        held = (np.stack([np.interp(span, keys, foot[keys, axis]) for axis in range(2)], axis=-1) if len(keys)
+                else foot[span].mean(axis=0))
+        move[span], weight[span] = held - foot[span], 1.0
+        for step in range(1, blend + 1):
+            fade = 1 - step / (blend + 1)
+            for frame, edge in ((a - step, a), (b + step, b)):
+                if 0 <= frame < len(foot) and fade > weight[frame]:
+                    move[frame], weight[frame] = move[edge], fade
+    return move * weight[:, None]
+
+
+def within_reach(hip, knee, ankle, shift):
+    """(n,) the share of each ankle's `shift` (n, 3) the leg can follow with thigh and shin at their lengths: the
+    largest in [0, 1] that keeps the ankle within thigh + shin of the hip (0 for a leg already stretched)."""
+    reach = np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(ankle - knee, axis=-1)
+    start = ankle - hip
+    a, b, c = (shift * shift).sum(-1), 2 * (start * shift).sum(-1), (start * start).sum(-1) - reach**2
+    root = (-b + np.sqrt(np.maximum(b * b - 4 * a * c, 0.0))) / np.maximum(2 * a, 1e-12)  # |start + k shift| = reach
+    return np.where(c >= 0, 0.0, np.clip(root, 0.0, 1.0))
+
+
+def knee_for(hip, knee, ankle, new_ankle):
+    """(n, 3) knees for ankles moved to `new_ankle`: thigh and shin keep their lengths, and the knee stays in the
+    plane through the hip, the new ankle and the old knee (the leg bends the way it did). The new ankle must be
+    within reach (`within_reach`)."""
+    thigh = np.linalg.norm(knee - hip, axis=-1)
+    shin = np.linalg.norm(ankle - knee, axis=-1)
+    to_ankle = new_ankle - hip
+    reach = np.linalg.norm(to_ankle, axis=-1)
+    along = to_ankle / np.maximum(reach, 1e-9)[:, None]
+    reach = np.clip(reach, np.abs(thigh - shin) + 1e-9, thigh + shin)
+    a = (thigh**2 - shin**2 + reach**2) / (2 * reach)  # the knee's distance along hip -> ankle (law of cosines)
+    bend = (knee - hip) - ((knee - hip) * along).sum(-1, keepdims=True) * along
+    bend /= np.maximum(np.linalg.norm(bend, axis=-1, keepdims=True), 1e-9)
+    return hip + a[:, None] * along + np.sqrt(np.maximum(thigh**2 - a**2, 0.0))[:, None] * bend

@@ -459,7 +459,7 @@ def _object(name):
 
 
 def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", seed=0, guidance=2.5,
-                  hold_root=True) -> BackendJob:
+                  hold_root=True, plant_feet=True) -> BackendJob:
     """The job behind mdm.inbetween (tests tick it directly). Raises UserError for input it can refuse at once."""
     scene = context.scene
     ob = _target(context, target)
@@ -485,7 +485,7 @@ def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", s
     prefs = preferences.get(context)
     keys = plan.keys
     params = dict(text=prompt.strip(), frames=plan.request_frames, samples=1, seed=seed,
-                  guidance=guidance, inbetween_method="auto", hold_root=hold_root,
+                  guidance=guidance, inbetween_method="auto", hold_root=hold_root, plant_feet=plant_feet,
                   keys={"frames": keys.frames.tolist(), "joints": keys.joints.tolist(),
                         "joint_mask": keys.joint_mask.tolist()})
     request = {"op": "generate", **prefs.model_fields(), "params": params}
@@ -511,7 +511,7 @@ def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", s
     return BackendJob(prefs.transport(), request, on_result, prepare, label="In-between")
 
 
-INBETWEEN_ARGS = ("target", "frame_start", "frame_end", "prompt", "seed", "guidance", "hold_root")
+INBETWEEN_ARGS = ("target", "frame_start", "frame_end", "prompt", "seed", "guidance", "hold_root", "plant_feet")
 
 
 class MDM_OT_inbetween(BackendJobOperator, bpy.types.Operator):
@@ -527,6 +527,7 @@ class MDM_OT_inbetween(BackendJobOperator, bpy.types.Operator):
     seed: IntProperty(name="Seed", default=0, min=0)
     guidance: FloatProperty(name="Guidance", default=2.5, min=0.0)
     hold_root: BoolProperty(name="Hold Root", default=True)
+    plant_feet: BoolProperty(name="Plant Feet", default=True)
 
     def make_job(self, context):
         return inbetween_job(context, **{name: getattr(self, name) for name in INBETWEEN_ARGS})

@@ -80,12 +80,15 @@ class MDM_PT_inbetween(MotionTab, bpy.types.Panel):
         layout = self.layout
         settings = context.scene.mdm
         layout.label(text="Key poses on the target rig, select the keys, then:")
-        layout.prop(settings, "hold_root")
+        row = layout.row(align=True)
+        row.prop(settings, "hold_root")
+        row.prop(settings, "plant_feet")
         if draw_job(layout):
             return
         op = layout.operator("mdm.inbetween", icon='IPO_EASE_IN_OUT')
         op.prompt, op.seed, op.guidance, op.hold_root = settings.prompt, settings.seed, settings.guidance, \
             settings.hold_root
+        op.plant_feet = settings.plant_feet
 
 
 class MDM_PT_motions(MotionTab, bpy.types.Panel):

@@ -89,8 +89,9 @@ class MDM_PG_scene(bpy.types.PropertyGroup):
     )
     steps: IntProperty(name="Steps", default=0, min=0, description="Sampling steps (0: from the quality preset)")
     plant_feet: BoolProperty(name="Plant Feet", default=True,
-                             description="The hips travel only as far as the steps carry them, so a foot on the "
-                                         "floor never slides (off: the model's own path, which can glide)")
+                             description="A foot on the floor does not slide: the hips travel only as far as the "
+                                         "steps carry them, and between in-between keys a planted foot is held "
+                                         "(off: the model's own motion, which can glide)")
     literal_prompt: BoolProperty(name="Literal Prompt", default=False,
                                  description="Condition on the prompt as typed (off: on the nearest caption the "
                                              "model was trained on, for models that ship their captions, such as "

@@ -183,13 +183,15 @@ def test_selected_keys_set_the_range_and_one_undo_restores(addon):
     assert curve_points(ob) == before
 
 
-def test_hold_root_off_still_meets_the_keys(addon):
+@pytest.mark.parametrize("hold_root, plant_feet", [(False, True), (True, False)])
+def test_hold_root_or_plant_feet_off_still_meets_the_keys(addon, hold_root, plant_feet):
     import bpy
     use(addon, "SUBPROCESS")
     ob = keyed_metarig()
     assert bpy.ops.mdm.detect_bone_map() == {'FINISHED'}
     keys_before = joint_track(ob, [1, 13, 25])
-    assert bpy.ops.mdm.inbetween(frame_start=1, frame_end=25, hold_root=False) == {'FINISHED'}
+    assert bpy.ops.mdm.inbetween(frame_start=1, frame_end=25, hold_root=hold_root, plant_feet=plant_feet) == \
+        {'FINISHED'}
     np.testing.assert_allclose(joint_track(ob, [1, 13, 25]), keys_before, atol=1e-5)
 
 

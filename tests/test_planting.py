@@ -63,6 +63,60 @@ def test_no_contact_no_change(motion):
     assert np.array_equal(planting.plant_feet(glided, np.zeros((len(motion) - 1, 4), bool)), glided)
 
 
+def _slide_left_foot(joints, per_frame=(0.03, 0.0, 0.0)):
+    """The left ankle and toe dragged sideways at 0.6 m/s (the knee half as far): a foot that skates."""
+    slid = joints.copy()
+    drag = np.arange(len(joints))[:, None] * np.array(per_frame)
+    for name, share in (("left_knee", 0.5), ("left_ankle", 1.0), ("left_foot", 1.0)):
+        slid[:, skeleton.JOINT_INDEX[name]] += share * drag
+    return slid
+
+
+def test_a_planted_foot_is_held_between_keys_with_its_leg_lengths(motion):
+    contacts = features.foot_contacts(motion[:121]) > 0.5
+    keyed = np.array([0, 60, 120])
+    slid = _slide_left_foot(motion[:121], per_frame=(0.01, 0.0, 0.0))
+    locked = planting.lock_feet(slid, contacts, keyed)
+    # Through each planted span of the left foot away from the keys, the foot (between ankle and toe) stands still.
+    foot = lambda joints: joints[:, [skeleton.JOINT_INDEX["left_ankle"], skeleton.JOINT_INDEX["left_foot"]]].mean(1)
+    down = np.zeros(121, bool)
+    down[:-1] |= contacts[:, :2].any(axis=1)
+    down[1:] |= contacts[:, :2].any(axis=1)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], down.astype(int), [0]])))
+    spans = [(a, b - 1) for a, b in zip(edges[::2], edges[1::2])
+             if np.abs(np.arange(a, b)[:, None] - keyed).min() > planting.LOCK_BLEND and b - a > 3]
+    assert spans, "the sample should plant its left foot away from the keys"
+    for a, b in spans:
+        steps = np.linalg.norm(np.diff(foot(locked)[a:b + 1, [0, 2]], axis=0), axis=-1)
+        # Held exactly, but where the leg is nearly straight (heel strike, toe off): there only as far as it reaches.
+        assert np.median(steps) < 1e-9 and np.ptp(foot(locked)[a:b + 1, 0]) < 0.5 * np.ptp(foot(slid)[a:b + 1, 0])
+    assert np.array_equal(locked[keyed], slid[keyed])  # a keyed frame never moves
+    legs = [skeleton.JOINT_INDEX[f"{side}_{part}"] for side in ("left", "right") for part in ("knee", "ankle", "foot")]
+    others = np.setdiff1d(np.arange(22), legs)
+    assert np.array_equal(locked[:, others], slid[:, others])  # hips and everything above stay
+    for joint in ("left_ankle", "left_foot", "right_ankle", "right_foot"):  # no foot lifted or pushed down
+        assert np.array_equal(locked[:, skeleton.JOINT_INDEX[joint], 1], slid[:, skeleton.JOINT_INDEX[joint], 1])
+    for hip, knee, ankle in ((1, 4, 7), (2, 5, 8)):  # thigh and shin keep their lengths
+        for a, b in ((hip, knee), (knee, ankle)):
+            np.testing.assert_allclose(np.linalg.norm(locked[:, a] - locked[:, b], axis=-1),
+                                       np.linalg.norm(slid[:, a] - slid[:, b], axis=-1), atol=1e-9)
+
+
+def test_a_foot_is_held_only_as_far_as_its_leg_reaches(motion):
+    contacts = np.ones((120, 4), bool)  # planted throughout: held at its mean place, metres away at the ends
+    locked = planting.lock_feet(_slide_left_foot(motion[:121], per_frame=(0.05, 0.0, 0.0)), contacts, [0, 120])
+    hip, knee, ankle = (skeleton.JOINT_INDEX[f"left_{part}"] for part in ("hip", "knee", "ankle"))
+    leg = np.linalg.norm(locked[:, knee] - locked[:, hip], axis=-1) + np.linalg.norm(
+        locked[:, ankle] - locked[:, knee], axis=-1)
+    assert (np.linalg.norm(locked[:, ankle] - locked[:, hip], axis=-1) <= leg + 1e-9).all()
+
+
+def test_no_contact_or_no_gap_no_lock(motion):
+    slid = _slide_left_foot(motion[:61])
+    assert np.array_equal(planting.lock_feet(slid, np.zeros((60, 4), bool), [0, 60]), slid)
+    assert np.array_equal(planting.lock_feet(slid, np.ones((60, 4), bool), np.arange(61)), slid)  # every frame keyed
+
+
 def test_the_pipeline_plants_generated_feet_and_keeps_keys(tiny_checkpoint, motion):
     pipeline = Pipeline(tiny_checkpoint, device="cpu")
     request = MotionRequest(text="a person walks forward.", frames=40, samples=2, seed=1)
@@ -78,3 +132,16 @@ def test_the_pipeline_plants_generated_feet_and_keeps_keys(tiny_checkpoint, moti
     assert np.array_equal(planted.joints[0, :10], free.joints[0, :10])
     assert np.abs(planted.joints[0, :10] - on_reference_skeleton(keys).joints).max() < 1e-5
     assert not np.allclose(planted.joints[0, 10:], free.joints[0, 10:])
+
+
+def test_the_pipeline_holds_planted_feet_between_keys(tiny_checkpoint, motion):
+    pipeline = Pipeline(tiny_checkpoint, device="cpu")
+    keyed = [0, 30, 59]
+    keys = keyframes.Keyframes.full_poses(keyed, motion[keyed])
+    request = MotionRequest(frames=60, samples=2, keys=keys, seed=2, guidance=1.0)
+    free, held = pipeline.generate(replace(request, plant_feet=False)), pipeline.generate(request)
+    assert np.abs(held.joints[:, keyed] - on_reference_skeleton(keys).joints).max() < 1e-5
+    legs = [skeleton.JOINT_INDEX[f"{side}_{part}"] for side in ("left", "right") for part in ("knee", "ankle", "foot")]
+    others = np.setdiff1d(np.arange(22), legs)
+    assert np.array_equal(held.joints[:, :, others], free.joints[:, :, others])
+    assert not np.array_equal(held.joints[:, :, legs], free.joints[:, :, legs])

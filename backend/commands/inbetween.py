@@ -11,6 +11,8 @@ def add_arguments(parser):
     parser.add_argument("--text", default="", help="optional prompt for the frames between the keys")
     parser.add_argument("--method", default="auto", help="auto, keyframe, x0_replace, repaint or guidance")
     parser.add_argument("--free-root", action="store_true", help="do not pin the root to the keyed root positions")
+    parser.add_argument("--no-plant-feet", dest="plant_feet", action="store_false",
+                        help="keep the model's own feet: do not hold planted feet still between the keys")
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=2.5)
@@ -47,7 +49,7 @@ def run(args):
     pipeline = Pipeline(args.checkpoint, args.device, clip_path=args.clip)
     request = MotionRequest(text=args.text, frames=frames, samples=args.samples, seed=args.seed,
                             guidance=args.guidance, keys=keys, inbetween_method=args.method,
-                            hold_root=not args.free_root)
+                            hold_root=not args.free_root, plant_feet=args.plant_feet)
     with progress_bar("in-betweening") as progress:
-        result = pipeline.generate(request, progress=progress)
+        result = pipeline.generate_long(request, progress=progress)  # chained past the model's window
     save_result(result, args.out, args.bvh)
