@@ -326,7 +326,7 @@ def evaluate_adherence(pipeline, motion_classifier, options, log, sentences=capt
                                 guidance=options.guidance, steps=options.steps, plant_feet=False,
                                 literal_prompt=options.literal_prompts)
         result = pipeline.generate(request)
-        joints = list(planting.plant_generated(result.joints, result.features))  # what `plant_feet=True` returns
+        joints = list(planting.keep_feet_planted(result.joints, result.features))  # what `plant_feet=True` returns
         generated += joints
         unplanted += list(result.joints)
         labels += [category] * len(joints)

@@ -242,12 +242,11 @@ class Pipeline:
             unsnapped_error = [keyframes.keyframe_error(keyframes.align_to_keys(j, request.keys), request.keys)
                                for j in joints]
             joints = np.stack([keyframes.place_on_keys(j, request.keys, request.hold_root) for j in joints])
-            if request.plant_feet:
-                joints = planting.lock_generated(joints, feats, request.keys.frames)
-        free_from = 0 if request.keys is None else int(request.keys.frames[-1])  # frames after the last key
-        if request.plant_feet and free_from < request.frames - 1:
-            joints = planting.plant_generated(joints, feats, free_from)
-            feats = clip_features(joints)
+        if request.plant_feet:
+            keyed = () if request.keys is None else request.keys.frames
+            joints = planting.keep_feet_planted(joints, feats, keyed)
+            if not len(keyed) or keyed[-1] < request.frames - 1:
+                feats = clip_features(joints)  # where the root's path moved: the features of what is returned
         joints[..., 1] += floor  # the features stay on the model's floor, as they stay in its heading frame
         meta = {"prompt": prompt, **reading, "action": request.action, "seed": request.seed,
                 "guidance": request.guidance, "sampler": "repaint" if method == "repaint" else request.sampler,

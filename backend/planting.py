@@ -2,12 +2,12 @@
 
 A generated motion predicts its root path and its pose together, and a small model gets their ratio wrong: the
 root travels while a foot it labels as in contact slides along with it (foot skate; the embedded model's runs
-glide at twice the speed their steps carry). Where the root is free (a generated clip, the frames after the last
-key) its horizontal path is moved, frame by frame, so that every planted foot joint stays where it was put
-(`plant_feet`): the pose relative to the root is untouched, no foot leaves the floor, no bone stretches, and the
-motion travels as far as its own steps take it. Between keys the root is fixed by the keys, so each planted foot
-is held in place instead and its knee re-solved (`lock_feet`). docs/benchmarks.md measures the skate and what
-each costs.
+glide at twice the speed their steps carry). Two steps take it out. Where the root is free (a generated clip, the
+frames after the last key) its horizontal path is moved, frame by frame, so that the planted foot joints stay
+where they were put (`plant_feet`): the pose relative to the root is untouched, and the motion travels as far as
+its own steps take it. Then, everywhere (between keys the root is fixed by the keys), each planted foot is held in
+place and its knee re-solved (`lock_feet`), which takes out what the root's path could not: a glide of one foot
+while the other moves. docs/benchmarks.md measures the skate and what each costs.
 """
 import numpy as np
 
@@ -55,21 +55,23 @@ def plant_feet(joints, contacts, start=0, roll=ROLL, sigma=SMOOTHING):
     return joints
 
 
-def plant_generated(joints, features, start=0) -> np.ndarray:
-    """(S, T, 22, 3) joints of S generated samples and their (S, T, 263) features -> the samples with planted feet,
-    by each sample's own contact labels."""
-    return np.stack([plant_feet(j, planted(f), start) for j, f in zip(joints, features)])
+def keep_feet_planted(joints, features, keyed_frames=()) -> np.ndarray:
+    """What *Plant Feet* returns for (S, T, 22, 3) samples and their (S, T, 263) features, by each sample's own
+    contact labels: the root's path follows the planted feet after the last key (the whole clip without keys;
+    `plant_feet`), then every planted foot is held (`lock_feet`)."""
+    start = int(keyed_frames[-1]) if len(keyed_frames) else 0
+    kept = []
+    for sample, sample_features in zip(joints, features):
+        contacts = planted(sample_features)
+        if start < len(sample) - 1:
+            sample = plant_feet(sample, contacts, start)
+        kept.append(lock_feet(sample, contacts, keyed_frames))
+    return np.stack(kept)
 
 
-def lock_generated(joints, features, keyed_frames) -> np.ndarray:
-    """(S, T, 22, 3) in-betweened samples and their (S, T, 263) features -> the samples with their planted feet held
-    between the keys, by each sample's own contact labels."""
-    return np.stack([lock_feet(j, planted(f), keyed_frames) for j, f in zip(joints, features)])
-
-
-def lock_feet(joints, contacts, keyed_frames, blend=LOCK_BLEND) -> np.ndarray:
-    """(T, 22, 3) in-betweened joints, (T-1, 4) contacts, the keyed frames -> joints whose planted feet keep still
-    between the first key and the last.
+def lock_feet(joints, contacts, keyed_frames=(), blend=LOCK_BLEND) -> np.ndarray:
+    """(T, 22, 3) joints, (T-1, 4) contacts, the keyed frames (none for a generated clip) -> joints whose planted
+    feet keep still.
 
     A foot is planted at a frame when its ankle or toe is labelled in contact on a transition into or out of it.
     Through each planted span the foot (ankle and toe together, heights untouched) is held across the floor at
@@ -80,10 +82,9 @@ def lock_feet(joints, contacts, keyed_frames, blend=LOCK_BLEND) -> np.ndarray:
     the hips and everything above stay as they are.
     """
     joints = np.array(joints, dtype=np.float64)
-    keyed_frames = np.asarray(keyed_frames)
+    keyed_frames = np.asarray(keyed_frames, dtype=np.int64)
     frames = np.arange(len(joints))
-    from_key = np.abs(frames[:, None] - keyed_frames[None]).min(axis=1)
-    inside = (frames >= keyed_frames[0]) & (frames <= keyed_frames[-1])
+    from_key = np.abs(frames[:, None] - keyed_frames[None]).min(axis=1, initial=len(joints))
     fade_in = np.minimum(1.0, from_key / (blend + 1))  # 0 at a key
     for hip, knee, ankle, toe in LEGS:
         columns = [skeleton.CONTACT_JOINTS.index(joint) for joint in (ankle, toe)]
@@ -92,7 +93,7 @@ def lock_feet(joints, contacts, keyed_frames, blend=LOCK_BLEND) -> np.ndarray:
         down[:-1] |= in_contact
         down[1:] |= in_contact
         foot = joints[:, [ankle, toe]][..., [0, 2]].mean(axis=1)  # (T, 2) across the floor
-        move = _held_foot_moves(foot, down & inside, np.isin(frames, keyed_frames), blend) * fade_in[:, None]
+        move = _held_foot_moves(foot, down, np.isin(frames, keyed_frames), blend) * fade_in[:, None]
         changed = np.flatnonzero(np.abs(move).sum(axis=1) > 0)
         shift = np.insert(move[changed], 1, 0.0, axis=1)  # (n, 3), no height change
         shift *= within_reach(joints[changed, hip], joints[changed, knee], joints[changed, ankle], shift)[:, None]
