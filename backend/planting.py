@@ -78,7 +78,7 @@ def lock_feet(joints, contacts, keyed_frames=(), blend=LOCK_BLEND) -> np.ndarray
     the foot of the keys inside the span, moving straight from one to the next, or without a key at its mean
     place. The move fades out over `blend` frames past the span and in over `blend` frames away from every key,
     so a keyed frame never moves and nothing pops. The knee is re-solved so that thigh and shin keep their
-    lengths, in the plane of the leg's own bend (`knee_for`), and a foot is held only as far as its leg reaches;
+    lengths, in the plane of the leg's own bend (`two_bone_ik`), and a foot is held only as far as its leg reaches;
     the hips and everything above stay as they are.
     """
     joints = np.array(joints, dtype=np.float64)
@@ -97,8 +97,10 @@ def lock_feet(joints, contacts, keyed_frames=(), blend=LOCK_BLEND) -> np.ndarray
         changed = np.flatnonzero(np.abs(move).sum(axis=1) > 0)
         shift = np.insert(move[changed], 1, 0.0, axis=1)  # (n, 3), no height change
         shift *= within_reach(joints[changed, hip], joints[changed, knee], joints[changed, ankle], shift)[:, None]
-        joints[changed, knee] = knee_for(joints[changed, hip], joints[changed, knee], joints[changed, ankle],
-                                         joints[changed, ankle] + shift)
+        hips, knees, ankles = joints[changed, hip], joints[changed, knee], joints[changed, ankle]
+        joints[changed, knee] = two_bone_ik(hips, ankles + shift, knees - hips,  # bending the way it did
+                                            np.linalg.norm(knees - hips, axis=-1, keepdims=True),
+                                            np.linalg.norm(ankles - knees, axis=-1, keepdims=True))
         joints[changed, ankle] += shift
         joints[changed, toe] += shift
     return joints
@@ -135,17 +137,14 @@ def within_reach(hip, knee, ankle, shift):
     return np.where(c >= 0, 0.0, np.clip(root, 0.0, 1.0))
 
 
-def knee_for(hip, knee, ankle, new_ankle):
-    """(n, 3) knees for ankles moved to `new_ankle`: thigh and shin keep their lengths, and the knee stays in the
-    plane through the hip, the new ankle and the old knee (the leg bends the way it did). The new ankle must be
-    within reach (`within_reach`)."""
-    thigh = np.linalg.norm(knee - hip, axis=-1)
-    shin = np.linalg.norm(ankle - knee, axis=-1)
-    to_ankle = new_ankle - hip
-    reach = np.linalg.norm(to_ankle, axis=-1)
-    along = to_ankle / np.maximum(reach, 1e-9)[:, None]
-    reach = np.clip(reach, np.abs(thigh - shin) + 1e-9, thigh + shin)
-    a = (thigh**2 - shin**2 + reach**2) / (2 * reach)  # the knee's distance along hip -> ankle (law of cosines)
-    bend = (knee - hip) - ((knee - hip) * along).sum(-1, keepdims=True) * along
-    bend /= np.maximum(np.linalg.norm(bend, axis=-1, keepdims=True), 1e-9)
-    return hip + a[:, None] * along + np.sqrt(np.maximum(thigh**2 - a**2, 0.0))[:, None] * bend
+def two_bone_ik(hip, ankle, pole, thigh, shin):
+    """Knee positions (..., 3) that put the ankle on `ankle` with a thigh and shin of the given lengths (broadcast
+    against (..., 1)), bending towards `pole` (only its part across hip -> ankle counts). An ankle out of reach
+    leaves the knee on the line towards it; `within_reach` keeps a held foot inside."""
+    reach = ankle - hip
+    distance = np.linalg.norm(reach, axis=-1, keepdims=True)
+    along = reach / distance
+    bend = pole - (pole * along).sum(-1, keepdims=True) * along
+    bend /= np.maximum(np.linalg.norm(bend, axis=-1, keepdims=True), 1e-9)  # a straight pole: no bend
+    to_knee = (thigh**2 + distance**2 - shin**2) / (2 * distance)  # law of cosines: knee's projection on hip-ankle
+    return hip + to_knee * along + np.sqrt(np.maximum(thigh**2 - to_knee**2, 0.0)) * bend

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import planting, skeleton
 from . import rotations as rot
-from . import skeleton
 from .features import gaussian_filter1d
 
 FPS = skeleton.FPS
@@ -146,16 +146,12 @@ def leg_lengths(side):
 
 
 def two_bone_ik(hip, ankle, pole, thigh, shin):
-    """Knee positions (T, 3) putting the ankle exactly on target, bending towards `pole` (T, 3)."""
-    reach = ankle - hip
-    distance = np.linalg.norm(reach, axis=-1, keepdims=True)
+    """Knee positions (T, 3) putting the ankle exactly on target, bending towards `pole` (T, 3) (the solver
+    `planting.two_bone_ik`); an ankle out of reach is refused: `lower_to_reach` keeps every pose inside."""
+    distance = np.linalg.norm(ankle - hip, axis=-1)
     if np.any(distance > thigh + shin) or np.any(distance < abs(thigh - shin)):
         raise ValueError("procedural pose puts an ankle out of the leg's reach")
-    along = reach / distance
-    bend = pole - (pole * along).sum(-1, keepdims=True) * along
-    bend /= np.linalg.norm(bend, axis=-1, keepdims=True)
-    to_knee = (thigh**2 + distance**2 - shin**2) / (2 * distance)  # law of cosines: knee's projection on hip-ankle
-    return hip + to_knee * along + np.sqrt(np.maximum(thigh**2 - to_knee**2, 0.0)) * bend
+    return planting.two_bone_ik(hip, ankle, pole, thigh, shin)
 
 
 def ankle_height(side, toe_pitch):
