@@ -86,6 +86,7 @@ def lock_feet(joints, contacts, keyed_frames=(), blend=LOCK_BLEND) -> np.ndarray
     frames = np.arange(len(joints))
     from_key = np.abs(frames[:, None] - keyed_frames[None]).min(axis=1, initial=len(joints))
     fade_in = np.minimum(1.0, from_key / (blend + 1))  # 0 at a key
+    keyed = from_key == 0
     for hip, knee, ankle, toe in LEGS:
         columns = [skeleton.CONTACT_JOINTS.index(joint) for joint in (ankle, toe)]
         in_contact = np.asarray(contacts)[:, columns].any(axis=1)  # (T-1,) transitions
@@ -93,7 +94,7 @@ def lock_feet(joints, contacts, keyed_frames=(), blend=LOCK_BLEND) -> np.ndarray
         down[:-1] |= in_contact
         down[1:] |= in_contact
         foot = joints[:, [ankle, toe]][..., [0, 2]].mean(axis=1)  # (T, 2) across the floor
-        move = _held_foot_moves(foot, down, np.isin(frames, keyed_frames), blend) * fade_in[:, None]
+        move = _held_foot_moves(foot, down, keyed, blend) * fade_in[:, None]
         changed = np.flatnonzero(np.abs(move).sum(axis=1) > 0)
         shift = np.insert(move[changed], 1, 0.0, axis=1)  # (n, 3), no height change
         shift *= within_reach(joints[changed, hip], joints[changed, knee], joints[changed, ankle], shift)[:, None]
