@@ -273,7 +273,8 @@ class Pipeline:
             raise UserError(f"length {request.frames} frames ({request.frames / fps:.1f} s) is too long: chained "
                             f"generation reaches {longest} frames ({longest / fps:.1f} s)")
         keys = None
-        if request.keys is not None:
+        if request.keys is not None:  # refused as `generate` refuses, before the keys are worked on
+            self._validate(replace(request, frames=window), check_keys=False)
             check_keys_fit(request.keys, request.frames)
             keys = on_reference_skeleton(request.keys)  # once for the whole clip: every window keeps its scale
         key_frames = [] if keys is None else keys.frames

@@ -50,6 +50,9 @@ def test_too_long_clips_and_too_far_apart_keys_are_refused(pipeline):
     keys = Keyframes.full_poses([0, 200], MOTION[[0, 100]])
     with pytest.raises(UserError, match=r"keys at 0.00 s and 10.00 s are too far apart: this model fills at most 5.5"):
         pipeline.generate_long(MotionRequest(frames=300, samples=1, keys=keys))
+    unfit = Keyframes.full_poses([0, 100, 200], np.zeros((3, 22, 3)))  # named before any work on the keys
+    with pytest.raises(UserError, match="unknown in-betweening method"):
+        pipeline.generate_long(MotionRequest(frames=300, samples=1, keys=unfit, inbetween_method="magic"))
 
 
 @pytest.mark.parametrize("key_frames", [[], list(range(0, 300, 20)) + [299], [35, 60, 150, 170, 260, 280]])
