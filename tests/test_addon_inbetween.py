@@ -210,6 +210,17 @@ def test_a_range_longer_than_the_model_window_is_chained(addon):
     np.testing.assert_allclose(joint_track(ob, frames), keys_before, atol=1e-5)
 
 
+def test_keys_too_far_apart_for_the_model_are_refused(addon):
+    """7.5 s between two keys: more than the test model fills (its 120-frame window less the chain's overlap)."""
+    import bpy
+    use(addon, "SUBPROCESS")
+    ob = keyed_metarig({1: KEYS[1], 181: KEYS[13]}, {1: PELVIS_PATH[1], 181: PELVIS_PATH[13]})
+    before, points = scene_state(), curve_points(ob)
+    with pytest.raises(RuntimeError, match="keys at 0.00 s and 7.50 s are too far apart"):
+        bpy.ops.mdm.inbetween(frame_start=1, frame_end=181)
+    assert scene_state() == before and curve_points(ob) == points
+
+
 def test_fewer_than_two_keys_is_refused(addon):
     import bpy
     use(addon, "SUBPROCESS")
