@@ -209,18 +209,18 @@ def between_keys(values, known):
     return dense
 
 
-def _fit_yaw_translation(source, target, weights):
-    """Weighted least-squares yaw + translation taking (N,3) source points onto target points (XZ only, Y kept)."""
+def fit_yaw_translation(source, target, weights):
+    """Weighted least-squares yaw + translation taking source points (..., N, 3) onto target points (N, 3), XZ only
+    (Y kept): (..., 3, 3) rotations and (..., 3) offsets, one per leading index of `source`."""
     w = weights / weights.sum()
-    src_c, tgt_c = (w[:, None] * source).sum(0), (w[:, None] * target).sum(0)
-    s, t = source - src_c, target - tgt_c
+    src_c, tgt_c = (w[:, None] * source).sum(-2), (w[:, None] * target).sum(0)  # (..., 3), (3,)
+    s, t = source - src_c[..., None, :], target - tgt_c
     # Rotation about +Y by yaw maps (x, z) -> (x cos + z sin, -x sin + z cos); maximise the weighted dot.
-    num = (w * (s[:, 2] * t[:, 0] - s[:, 0] * t[:, 2])).sum()
-    den = (w * (s[:, 0] * t[:, 0] + s[:, 2] * t[:, 2])).sum()
-    yaw = np.arctan2(num, den)
-    rot = yaw_matrix(yaw)
-    offset = tgt_c - src_c @ rot.T
-    offset[1] = 0.0  # heights are absolute (floor at y=0) in both frames
+    num = (w * (s[..., 2] * t[:, 0] - s[..., 0] * t[:, 2])).sum(-1)
+    den = (w * (s[..., 0] * t[:, 0] + s[..., 2] * t[:, 2])).sum(-1)
+    rot = yaw_matrix(np.arctan2(num, den))
+    offset = tgt_c - np.einsum("...ij,...j->...i", rot, src_c)
+    offset[..., 1] = 0.0  # heights are absolute (floor at y=0) in both frames
     return rot, offset
 
 
@@ -228,8 +228,8 @@ def align_to_keys(joints, keys: Keyframes):
     """The clip moved rigidly (yaw + XZ translation, least squares) so its keyed joints best match the keys."""
     joints = np.asarray(joints, dtype=np.float64)
     weights = keys.joint_mask.astype(np.float64).reshape(-1)
-    rot, offset = _fit_yaw_translation(joints[keys.frames].reshape(-1, 3), keys.joints.reshape(-1, 3),
-                                       np.maximum(weights, 1e-9))
+    rot, offset = fit_yaw_translation(joints[keys.frames].reshape(-1, 3), keys.joints.reshape(-1, 3),
+                                      np.maximum(weights, 1e-9))
     return joints @ rot.T + offset
 
 

@@ -28,6 +28,21 @@ def test_heading_frame_round_trip(motion):
     assert np.allclose(kf.from_heading_frame(local, origin, yaw), motion)
 
 
+def test_fit_yaw_translation_recovers_known_moves_one_per_leading_index(motion):
+    """Batched sources get their own yaw and offset each, equal to fitting them one at a time; heights stay put."""
+    target = motion[40]  # (22, 3)
+    yaws, shifts = np.array([0.3, -2.0, 3.0]), np.array([[1.0, 0.0, 2.0], [-3.0, 0.0, 0.5], [0.0, 0.0, 0.0]])
+    # Each source is the target moved away by a known yaw and shift, and lifted 0.2 m (which the fit must not undo).
+    sources = np.stack([(target - shift) @ kf.yaw_matrix(-yaw).T + [0, 0.2, 0] for yaw, shift in zip(yaws, shifts)])
+    rot, offset = kf.fit_yaw_translation(sources, target, np.ones(len(target)))  # (3, 3, 3), (3, 3)
+    assert rot.shape == (3, 3, 3) and offset.shape == (3, 3)
+    assert np.allclose(rot, kf.yaw_matrix(yaws), atol=1e-9) and np.allclose(offset, shifts, atol=1e-9)
+    for source, r, o in zip(sources, rot, offset):
+        one_r, one_o = kf.fit_yaw_translation(source, target, np.ones(len(target)))
+        assert np.allclose(one_r, r) and np.allclose(one_o, o)
+        assert np.allclose(source @ r.T + o, target + [0, 0.2, 0], atol=1e-9)
+
+
 def test_encode_is_invariant_to_where_the_keys_stand(motion):
     frames = [0, 30, 90]
     mean, std = np.zeros(263), np.ones(263)
