@@ -245,7 +245,7 @@ class Pipeline:
         if request.plant_feet:
             keyed = () if request.keys is None else request.keys.frames
             joints = planting.keep_feet_planted(joints, feats, keyed)
-            if not len(keyed) or keyed[-1] < request.frames - 1:
+            if planting.root_path_start(keyed, request.frames) is not None:
                 feats = clip_features(joints)  # where the root's path moved: the features of what is returned
         joints[..., 1] += floor  # the features stay on the model's floor, as they stay in its heading frame
         meta = {"prompt": prompt, **reading, "action": request.action, "seed": request.seed,

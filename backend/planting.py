@@ -55,15 +55,22 @@ def plant_feet(joints, contacts, start=0, roll=ROLL, sigma=SMOOTHING):
     return joints
 
 
+def root_path_start(keyed_frames, num_frames):
+    """The frame from which *Plant Feet* moves the root's path: the last key (frame 0 without keys), or None when
+    the last frame is keyed, so that the path stays as it is."""
+    start = int(keyed_frames[-1]) if len(keyed_frames) else 0
+    return start if start < num_frames - 1 else None
+
+
 def keep_feet_planted(joints, features, keyed_frames=()) -> np.ndarray:
     """What *Plant Feet* returns for (S, T, 22, 3) samples and their (S, T, 263) features, by each sample's own
     contact labels: the root's path follows the planted feet after the last key (the whole clip without keys;
     `plant_feet`), then every planted foot is held (`lock_feet`)."""
-    start = int(keyed_frames[-1]) if len(keyed_frames) else 0
+    start = root_path_start(keyed_frames, joints.shape[1])
     kept = []
     for sample, sample_features in zip(joints, features):
         contacts = planted(sample_features)
-        if start < len(sample) - 1:
+        if start is not None:
             sample = plant_feet(sample, contacts, start)
         kept.append(lock_feet(sample, contacts, keyed_frames))
     return np.stack(kept)

@@ -119,6 +119,12 @@ def test_no_contact_or_no_gap_no_lock(motion):
     assert np.array_equal(planting.lock_feet(slid, np.ones((60, 4), bool), np.arange(61)), slid)  # every frame keyed
 
 
+def test_the_root_path_moves_after_the_last_key_unless_it_ends_the_clip():
+    assert planting.root_path_start((), 60) == 0
+    assert planting.root_path_start(np.array([0, 9]), 60) == 9
+    assert planting.root_path_start(np.array([0, 30, 59]), 60) is None
+
+
 def test_the_pipeline_plants_generated_feet_and_keeps_keys(tiny_checkpoint, motion):
     pipeline = Pipeline(tiny_checkpoint, device="cpu")
     request = MotionRequest(text="a person walks forward.", frames=40, samples=2, seed=1)
@@ -135,6 +141,7 @@ def test_the_pipeline_plants_generated_feet_and_keeps_keys(tiny_checkpoint, moti
     assert np.array_equal(planted.joints[0, :10], free.joints[0, :10])
     assert np.abs(planted.joints[0, :10] - on_reference_skeleton(keys).joints).max() < 1e-5
     assert not np.allclose(planted.joints[0, 10:], free.joints[0, 10:])
+    assert not np.allclose(planted.features[0, 10:], free.features[0, 10:])  # of the path as moved
 
 
 def test_the_pipeline_holds_planted_feet_between_keys(tiny_checkpoint, motion):
@@ -146,3 +153,5 @@ def test_the_pipeline_holds_planted_feet_between_keys(tiny_checkpoint, motion):
     assert np.abs(held.joints[:, keyed] - on_reference_skeleton(keys).joints).max() < 1e-5
     assert np.array_equal(held.joints[:, :, UPPER], free.joints[:, :, UPPER])
     assert not np.array_equal(held.joints[:, :, HELD], free.joints[:, :, HELD])
+    # With the last frame keyed the root's path stays, and so do the features returned beside the joints.
+    assert np.array_equal(held.features, free.features)
