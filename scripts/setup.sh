@@ -20,7 +20,12 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[backend,text,dev]"
 .venv/bin/python -c "import bpy, torch, clip, numpy; print(f'setup ok: bpy {bpy.app.version_string}, torch {torch.__version__}, numpy {numpy.__version__}')"
 
-# Blender 4.2 LTS as a second module (one bpy per environment) for the add-on tests on the oldest supported Blender.
-[ -x .venv42/bin/python ] || "$PYTHON" -m venv .venv42
-.venv42/bin/python -m pip install -q --disable-pip-version-check "bpy==4.2.23" "numpy>=1.24,<2" "pytest>=8" "pillow>=10"
-.venv42/bin/python -c "import bpy; print(f'setup ok: bpy {bpy.app.version_string} (.venv42)')"
+# The LTS releases as further modules (one bpy per environment) for the add-on tests: 4.2, the oldest supported
+# Blender, and 4.5.
+for lts in 42:4.2.23 45:4.5.15; do
+  venv=.venv${lts%%:*} version=${lts#*:}
+  [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "bpy==$version" "numpy>=1.24,<2" "pytest>=8" \
+    "pillow>=10"
+  "$venv/bin/python" -c "import bpy; print(f'setup ok: bpy {bpy.app.version_string} ($venv)')"
+done
