@@ -23,11 +23,10 @@ BACKEND_DIR = REPO / "backend"
 
 # numpy-only modules the add-on imports inside Blender (Blender ships numpy, never scipy or torch).
 NUMPY_MODULES = (
-    "__init__", "skeleton", "rotations", "features", "bvh", "mocap", "retarget", "bone_maps", "errors", "files",
-    "metrics", "keyframes", "planting",
+    "__init__", "skeleton", "rotations", "features", "bvh", "mocap", "retarget", "bone_maps", "errors", "metrics",
+    "keyframes", "planting",
 )
-# torch modules that a backend subprocess runs from the extension folder (it brings its own torch). They are
-# being written in parallel with the add-on: the ones not written yet are reported and skipped.
+# torch modules that a backend subprocess runs from the extension folder (it brings its own torch).
 TORCH_RUNTIME_MODULES = (
     "device", "model", "diffusion", "samplers", "guidance", "inpainting", "text", "captions", "checkpoints",
     "pipeline", "service", "server",
@@ -35,7 +34,7 @@ TORCH_RUNTIME_MODULES = (
 # Never shipped: training/evaluation need datasets, and torch itself is never bundled.
 FORBIDDEN_MODULES = ("train", "data", "evaluate")
 RUNTIME_ENTRY_POINTS = ("server", "service", "pipeline")  # what the transports run; all they import is bundled
-DEFAULT_MODEL = "default_model"  # the embedded model's checkpoint folder, shipped when it exists
+DEFAULT_MODEL = "default_model"  # the embedded model's checkpoint folder: the model used when none is chosen
 FORBIDDEN_IMPORTS = ("torch", "scipy")
 
 
@@ -77,7 +76,7 @@ def backend_imports(backend_dir: Path, entry_points) -> set[str]:
 
 def stage_backend(stage: Path, backend_dir: Path = BACKEND_DIR) -> None:
     """Copy the runtime backend modules into `stage/backend`, refusing numpy modules that import torch/scipy."""
-    missing = [m for m in NUMPY_MODULES if not (backend_dir / f"{m}.py").is_file()]
+    missing = [m for m in NUMPY_MODULES + TORCH_RUNTIME_MODULES if not (backend_dir / f"{m}.py").is_file()]
     if missing:
         raise SystemExit(f"build: backend modules the add-on needs are missing: {', '.join(missing)}")
     target = stage / "backend"
@@ -89,19 +88,14 @@ def stage_backend(stage: Path, backend_dir: Path = BACKEND_DIR) -> None:
             raise SystemExit(f"build: {source} must stay numpy-only but imports {', '.join(sorted(bad))}")
         shutil.copy2(source, target / source.name)
     for module in TORCH_RUNTIME_MODULES:
-        source = backend_dir / f"{module}.py"
-        if source.is_file():
-            shutil.copy2(source, target / source.name)
-        else:
-            print(f"build: note: backend/{module}.py does not exist yet; not bundled")
+        shutil.copy2(backend_dir / f"{module}.py", target / f"{module}.py")
     unbundled = backend_imports(backend_dir, RUNTIME_ENTRY_POINTS) - set(NUMPY_MODULES) - set(TORCH_RUNTIME_MODULES)
     if unbundled:
         raise SystemExit(f"build: the backend server imports {', '.join(sorted(unbundled))}, which the build does not "
                          "bundle: add them to TORCH_RUNTIME_MODULES")
-    if (backend_dir / DEFAULT_MODEL).is_dir():
-        shutil.copytree(backend_dir / DEFAULT_MODEL, target / DEFAULT_MODEL)
-    else:
-        print(f"build: note: backend/{DEFAULT_MODEL}/ does not exist yet; the embedded model is not bundled")
+    if not (backend_dir / DEFAULT_MODEL).is_dir():
+        raise SystemExit(f"build: backend/{DEFAULT_MODEL}/ is missing: the add-on's default model would not load")
+    shutil.copytree(backend_dir / DEFAULT_MODEL, target / DEFAULT_MODEL)
     assert not any((target / f"{m}.py").exists() for m in FORBIDDEN_MODULES)
 
 

@@ -11,8 +11,7 @@ def register():
 
 def unregister():
     # No thread, process or timer may outlive the add-on (a leftover makes Blender 4.2 crash and 4.5 hang at exit).
-    if operators.ACTIVE["job"] is not None:
-        operators.ACTIVE["job"].cancel()
+    operators.stop_active_job()
     transport.close_all()
     for module in reversed(MODULES):
         module.unregister()

@@ -56,8 +56,21 @@ class RigTarget:
 
     @classmethod
     def read(cls, ob):
+        """The armature as plain data. Raises UserError when its animation cannot be written now."""
+        require_writable(ob)
         return cls(ob.name, rig.read_rig(ob), {pose_bone.name: pose_bone.rotation_mode for pose_bone in ob.pose.bones},
                    custom_properties(ob))
+
+
+def require_writable(ob) -> None:
+    """UserError when keys cannot go onto `ob` now: in NLA tweak mode its action is not its own to replace, and
+    its keys are in the strip's time, not the scene's."""
+    if ob.animation_data is not None and ob.animation_data.use_tweak_mode:
+        raise UserError(f"'{ob.name}' is in NLA tweak mode: exit it (Tab in the NLA editor) first")
+
+
+def scene_fps(scene) -> float:
+    return scene.render.fps / scene.render.fps_base
 
 
 def custom_properties(ob) -> frozenset:
@@ -75,14 +88,16 @@ def require_switches(controls: retarget.Controls, properties: frozenset, name: s
 
 
 def plan_channels(ob, motion, scene, bone_map: dict, root_mode: str, root_bone: str) -> list[Channel]:
-    """Everything a bake of `motion` onto armature `ob` will key, computed before anything is written.
+    """Everything a bake of `motion` onto armature `ob` will key, computed before anything is written. Raises
+    UserError."""
+    return motion_channels(RigTarget.read(ob), motion, scene_fps(scene), bone_map, root_mode, root_bone)
 
-    The motion is resampled to the scene's frame rate, retargeted through `bone_map` (joint -> bone) and turned
-    into one channel per keyed property. Raises UserError.
-    """
-    scene_fps = scene.render.fps / scene.render.fps_base
-    joints = mocap.resample(motion.joints.astype(np.float64), motion.fps, scene_fps)  # (T', 22, 3)
-    return retarget_channels(RigTarget.read(ob), joints, scene_fps, bone_map, root_mode, root_bone)
+
+def motion_channels(target: RigTarget, motion, fps, bone_map: dict, root_mode: str, root_bone: str) -> list[Channel]:
+    """The channels that pose `target` along `motion` (a `motions.Motion`), resampled to `fps` (the scene's) and
+    retargeted through `bone_map` (joint -> bone); bpy-free, so a job's worker thread runs it. Raises UserError."""
+    joints = mocap.resample(motion.joints.astype(np.float64), motion.fps, fps)  # (T', 22, 3)
+    return retarget_channels(target, joints, fps, bone_map, root_mode, root_bone)
 
 
 def retarget_channels(target: RigTarget, joints, fps, bone_map: dict, root_mode: str, root_bone: str) -> list[Channel]:
@@ -137,22 +152,28 @@ def new_action(ob, name: str, metadata: dict):
     for key, value in metadata.items():
         action[key] = value
     animation_data = ob.animation_data_create()
-    if not HAS_SLOTS:
-        animation_data.action = action
-        return action, lambda path, index, group: action.fcurves.new(path, index=index, action_group=group)
-    slot = action.slots.new(id_type='OBJECT', name=SLOT_NAME)
     animation_data.action = action
+    if not HAS_SLOTS:
+        return action, fcurve_maker(action, None)
+    slot = action.slots.new(id_type='OBJECT', name=SLOT_NAME)
     animation_data.action_slot = slot
     strip = action.layers.new("Layer").strips.new(type='KEYFRAME')
-    bag = strip.channelbag(slot, ensure=True)
+    return action, fcurve_maker(action, strip.channelbag(slot, ensure=True))
+
+
+def fcurve_maker(action, bag):
+    """new_fcurve(data_path, index, group): adds an F-curve, in the bone's group, to the channelbag `bag` (4.4+)
+    or, with `bag` None, to `action.fcurves` (4.2/4.3)."""
+    if bag is None:
+        return lambda path, index, group: action.fcurves.new(path, index=index, action_group=group)
     if HAS_GROUP_NAME:
-        return action, lambda path, index, group: bag.fcurves.new(path, index=index, group_name=group)
+        return lambda path, index, group: bag.fcurves.new(path, index=index, group_name=group)
 
     def new_fcurve(path, index, group):
         fcurve = bag.fcurves.new(path, index=index)
         fcurve.group = bag.groups.get(group) or bag.groups.new(group)
         return fcurve
-    return action, new_fcurve
+    return new_fcurve
 
 
 def write_channels(new_fcurve, channels: list[Channel], frame_start: int) -> None:
@@ -238,23 +259,13 @@ def current_fcurves(ob):
     if action is None:
         return {}, None
     if not HAS_SLOTS:
-        curves = action.fcurves
-        return ({(fc.data_path, fc.array_index): fc for fc in curves},
-                lambda path, index, group: curves.new(path, index=index, action_group=group))
+        return {(fc.data_path, fc.array_index): fc for fc in action.fcurves}, fcurve_maker(action, None)
     slot = animation_data.action_slot
     bags = [strip.channelbag(slot) for layer in action.layers for strip in layer.strips] if slot else []
     bags = [bag for bag in bags if bag is not None]
     if not bags:
         return {}, None
-    bag = bags[0]
-    if HAS_GROUP_NAME:
-        new_fcurve = lambda path, index, group: bag.fcurves.new(path, index=index, group_name=group)
-    else:
-        def new_fcurve(path, index, group):
-            fcurve = bag.fcurves.new(path, index=index)
-            fcurve.group = bag.groups.get(group) or bag.groups.new(group)
-            return fcurve
-    return {(fc.data_path, fc.array_index): fc for bag in bags for fc in bag.fcurves}, new_fcurve
+    return {(fc.data_path, fc.array_index): fc for bag in bags for fc in bag.fcurves}, fcurve_maker(action, bags[0])
 
 
 def keyed_frames(curves: dict, selected_only=False) -> np.ndarray:

@@ -38,6 +38,11 @@ def checked_joints(joints, where: str) -> np.ndarray:
     return joints.astype(np.float32)
 
 
+def scalar_meta(meta: dict) -> dict:
+    """The plain, non-empty entries of a result's metadata: what a motion stores and an action carries."""
+    return {key: value for key, value in meta.items() if isinstance(value, (str, int, float)) and value != ""}
+
+
 def read_npz(path: Path) -> list[Motion]:
     """A backend .npz (`convert`, `generate`): `joints` (T, 22, 3) or (S, T, 22, 3), one Motion per sample, and
     an optional `meta` JSON text (fps, prompt, seed, ...)."""
@@ -54,7 +59,7 @@ def read_npz(path: Path) -> list[Motion]:
         raise UserError(f"{path}: frame rate must be positive, got {fps}")
     samples = arrays["joints"] if arrays["joints"].ndim == 4 else arrays["joints"][None]
     prompt = meta.get("prompt") or ""
-    meta = {key: value for key, value in meta.items() if isinstance(value, (str, int, float)) and value != ""}
+    meta = scalar_meta(meta)
     return [
         Motion(name=path.stem if len(samples) == 1 else f"{path.stem} #{s}",
                joints=checked_joints(sample, f"{path} sample {s}"), fps=fps,

@@ -12,13 +12,12 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from bpy_extras.io_utils import ImportHelper
 
 from . import bake, inbetween, motions, preferences, properties, rig
-from .backend import mocap, skeleton
 from .backend.errors import UserError
 from .jobs import BackendJob
 
 PREVIEW_NAME = "MDM Preview"
 TIMER_STEP_S = 0.05
-ACTIVE = {"job": None}  # the background job (one at a time); the sidebar draws its progress
+ACTIVE = {"job": None, "timer": None}  # the background job (one at a time; the sidebar draws its progress)
 
 
 def _target(context, name: str):
@@ -29,6 +28,14 @@ def _target(context, name: str):
     if ob.type != 'ARMATURE':
         raise UserError(f"'{ob.name}' is a {ob.type.lower()}, not an armature")
     return ob
+
+
+def _motion(settings, index: int):
+    """The list's motion at `index` (-1: the active one) as a `motions.Motion`; UserError if there is none."""
+    index = settings.motion_index if index < 0 else index
+    if not 0 <= index < len(settings.motions):
+        raise UserError(f"no motion #{index}: the list has {len(settings.motions)}")
+    return motions.motion_from_item(settings.motions[index])
 
 
 def reports_user_errors(execute):
@@ -158,11 +165,8 @@ class MDM_OT_bake(bpy.types.Operator):
     def execute(self, context):
         scene = context.scene
         settings = scene.mdm
-        index = settings.motion_index if self.sample < 0 else self.sample
         ob = _target(context, self.target)
-        if not 0 <= index < len(settings.motions):
-            raise UserError(f"no motion #{index}: the list has {len(settings.motions)}")
-        motion = motions.motion_from_item(settings.motions[index])
+        motion = _motion(settings, self.sample)
         bone_map, detection = rig.bone_map_for_bake(ob)
         channels = bake.plan_channels(ob, motion, scene, bone_map, settings.root_mode, settings.root_bone)
         # Everything above only reads; from here on the scene changes.
@@ -184,7 +188,10 @@ class MDM_OT_restore_action(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         ob = context.scene.mdm.target
-        if ob is None or not bake.can_restore(ob):
+        if ob is None:
+            cls.poll_message_set("Pick a target armature first")
+            return False
+        if not bake.can_restore(ob):
             cls.poll_message_set("The target's current action is not a bake from this add-on")
             return False
         return True
@@ -207,15 +214,17 @@ class MDM_OT_preview(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return MDM_OT_bake.poll(context)
+        if not MDM_OT_bake.poll(context):
+            return False
+        if bpy.data.objects.get(PREVIEW_NAME) is None and context.mode != 'OBJECT':
+            cls.poll_message_set("Switch to Object Mode first: the preview skeleton is made on first use")
+            return False
+        return True
 
     @reports_user_errors
     def execute(self, context):
         settings = context.scene.mdm
-        index = settings.motion_index if self.sample < 0 else self.sample
-        if not 0 <= index < len(settings.motions):
-            raise UserError(f"no motion #{index}: the list has {len(settings.motions)}")
-        motion = motions.motion_from_item(settings.motions[index])
+        motion = _motion(settings, self.sample)
         ob = bpy.data.objects.get(PREVIEW_NAME)
         if ob is None or ob.type != 'ARMATURE':
             target = settings.target
@@ -237,44 +246,74 @@ def _model_key(context) -> str:
     return repr(sorted(preferences.get(context).model_fields().items()))
 
 
-def model_info(context, required=False) -> dict:
+class ModelInfoPending(UserError):
+    """The model's info is not known yet and the caller may not wait for it (a UI invoke loads it in the
+    background first)."""
+
+
+def model_info(context, required=False, wait=True) -> dict:
     """The loaded model's info for the current preferences (cached; {} when unknown). With `required`, an unknown
-    one is asked from the backend synchronously (loading the model: the first request after a model change)."""
-    if properties.MODEL_INFO.get("model_key") == _model_key(context):
+    one is asked from the backend: synchronously with `wait` (loading the model: the first request after a model
+    change), else ModelInfoPending."""
+    key = _model_key(context)
+    if properties.MODEL_INFO.get("model_key") == key:
         return properties.MODEL_INFO
     if not required:
         return {}
-    prefs = preferences.get(context)
-    answer = {}
-    job = BackendJob(prefs.transport(), {"op": "info", **prefs.model_fields()}, answer.update)
+    if not wait:
+        raise ModelInfoPending("the model is not loaded yet")
+    job = info_job(context)
     job.run_to_end()
     if job.state != "done":
         raise UserError(job.message)
-    return remember_info(context, answer["info"])
-
-
-def remember_info(context, info) -> dict:
-    """Cache the model's info (an `info` answer's, or a result's) for the sidebar's action list."""
-    if info:
-        properties.MODEL_INFO.clear()
-        properties.MODEL_INFO.update(info, model_key=_model_key(context))
     return properties.MODEL_INFO
 
 
+def info_job(context) -> BackendJob:
+    """A job that loads the model the preferences name and caches its info (under the key of the request's model,
+    whatever the preferences say by the time it answers)."""
+    prefs, key = preferences.get(context), _model_key(context)
+
+    def on_result(answer):
+        remember_info(key, answer["info"])
+        return "model loaded"
+    return BackendJob(prefs.transport(), {"op": "info", **prefs.model_fields()}, on_result, label="Loading the model")
+
+
+def remember_info(model_key: str, info) -> dict:
+    """Cache a model's info (an `info` answer's, or a result's) for the sidebar's action list and the requests."""
+    if info:
+        properties.MODEL_INFO.clear()
+        properties.MODEL_INFO.update(info, model_key=model_key)
+    return properties.MODEL_INFO
+
+
+def stop_active_job():
+    """Cancel the running job and drop its timer and status text. For unregister: Blender frees a modal operator
+    without calling its `cancel` when its class goes away."""
+    job, timer = ACTIVE["job"], ACTIVE["timer"]
+    if job is None:
+        return
+    job.cancel()
+    if timer is not None:
+        bpy.context.window_manager.event_timer_remove(timer)
+    if bpy.context.workspace is not None:
+        bpy.context.workspace.status_text_set(None)
+    ACTIVE.update(job=None, timer=None)
+
+
 class BackendJobOperator:
-    """Mix-in: `make_job(context)` builds a BackendJob (raising UserError on bad input, before anything runs);
-    invoked from the UI it runs in the background, otherwise to the end at once."""
+    """Mix-in: `make_job(context, wait_for_info)` builds a BackendJob (raising UserError on bad input, before anything
+    runs); invoked from the UI it runs in the background, after loading the model in the background too when its
+    info is not known yet; otherwise it runs to the end at once."""
 
     @classmethod
     def poll(cls, context):
-        if ACTIVE["job"] is not None:
-            cls.poll_message_set("A motion job is running (Esc cancels it)")
-            return False
-        return True
+        return no_job_running(cls)
 
     @reports_user_errors
     def execute(self, context):
-        job = self.make_job(context)
+        job = self.make_job(context, wait_for_info=True)
         job.run_to_end()
         return self.finish(job)
 
@@ -282,18 +321,21 @@ class BackendJobOperator:
         if bpy.app.background or context.window is None:
             return self.execute(context)
         try:
-            job = self.make_job(context)
+            job = self.make_job(context, wait_for_info=False)
+        except ModelInfoPending:
+            job = info_job(context)  # the operator's own job follows once the model has loaded (`modal`)
         except UserError as err:
             self.report({'ERROR'}, str(err))
             return {'CANCELLED'}
         job.start()
-        ACTIVE["job"] = job
-        self._timer = context.window_manager.event_timer_add(TIMER_STEP_S, window=context.window)
+        ACTIVE.update(job=job, timer=context.window_manager.event_timer_add(TIMER_STEP_S, window=context.window))
         context.window_manager.modal_handler_add(self)
         return {'RUNNING_MODAL'}
 
     def modal(self, context, event):
         job = ACTIVE["job"]
+        if job is None:  # stopped from outside (the add-on is being disabled)
+            return {'CANCELLED'}
         if event.type == 'ESC' and event.value == 'PRESS':
             job.cancel()
         elif event.type != 'TIMER':
@@ -305,6 +347,15 @@ class BackendJobOperator:
                 area.tag_redraw()
         if not job.finished:
             return {'RUNNING_MODAL'}
+        if job.state == "done" and job.request["op"] == "info":  # the model has loaded: now the job itself
+            try:
+                ACTIVE["job"] = self.make_job(context, wait_for_info=False)
+            except UserError as err:
+                self._end(context)
+                self.report({'ERROR'}, str(err))
+                return {'CANCELLED'}
+            ACTIVE["job"].start()
+            return {'RUNNING_MODAL'}
         self._end(context)
         return self.finish(job)
 
@@ -313,8 +364,10 @@ class BackendJobOperator:
         self._end(context)
 
     def _end(self, context):
-        context.window_manager.event_timer_remove(self._timer)
-        ACTIVE["job"] = None
+        context.window_manager.event_timer_remove(ACTIVE["timer"])
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        ACTIVE.update(job=None, timer=None)
 
     def finish(self, job):
         if job.state == "done":
@@ -324,8 +377,13 @@ class BackendJobOperator:
         return {'CANCELLED'}
 
 
-def _scene_fps(scene) -> float:
-    return scene.render.fps / scene.render.fps_base
+def no_job_running(operator) -> bool:
+    """Poll of the operators that talk to the backend: one request at a time (a second would wait for the first
+    on the main thread)."""
+    if ACTIVE["job"] is not None:
+        operator.poll_message_set("A motion job is running (Esc cancels it)")
+        return False
+    return True
 
 
 class MDM_OT_check_backend(bpy.types.Operator):
@@ -333,16 +391,20 @@ class MDM_OT_check_backend(bpy.types.Operator):
     bl_idname = "mdm.check_backend"
     bl_label = "Check Backend"
 
+    @classmethod
+    def poll(cls, context):
+        return no_job_running(cls)
+
     @reports_user_errors
     def execute(self, context):
-        prefs = preferences.get(context)
+        prefs, key = preferences.get(context), _model_key(context)
         answers = {}
         for op in ("hello", "info"):
             job = BackendJob(prefs.transport(), {"op": op, **prefs.model_fields()}, answers.setdefault(op, {}).update)
             job.run_to_end()
             if job.state != "done":
                 raise UserError(f"{prefs.transport_kind().lower().replace('_', '-')} backend: {job.message}")
-        hello, info = answers["hello"], remember_info(context, answers["info"]["info"])
+        hello, info = answers["hello"], remember_info(key, answers["info"]["info"])
         conditions = {"text": f"text ({info['text_encoder']})", "action": "action", "no_cond": "unconditioned"}
         known = info.get("known_captions")
         reading = f"prompts read as the nearest of its {known} training captions, " if known else ""
@@ -360,27 +422,30 @@ def sampling_fields(info, quality: str, steps: int) -> dict:
     """Sampler and steps for a quality preset: Draft = DDIM over a fifth of the model's steps, Final = all of them
     with the model's own DDPM. An explicit `steps` overrides the preset's count."""
     if quality == "DRAFT":
-        return {"sampler": "ddim", "steps": steps or max(1, info.get("diffusion_steps", 50) // 5)}
+        return {"sampler": "ddim", "steps": steps or max(1, info["diffusion_steps"] // 5)}
     return {"sampler": "ddpm", "steps": steps}
 
 
 def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, guidance=2.5, steps=0,
-                 quality="FINAL", plant_feet=True, literal_prompt=False, bake_target=True) -> BackendJob:
-    """The job behind mdm.generate (tests tick it directly). Raises UserError for input it can refuse at once."""
+                 quality="FINAL", plant_feet=True, literal_prompt=False, bake_target=True,
+                 wait_for_info=True) -> BackendJob:
+    """The job behind mdm.generate (tests tick it directly). Raises UserError for input it can refuse at once,
+    and ModelInfoPending without `wait_for_info` when the model's frame rate and steps are not known yet."""
     scene = context.scene
     prompt = prompt.strip()
     if not prompt and not action:
         raise UserError("type a prompt (or pick an action) to generate from")
-    fps = model_info(context).get("fps", skeleton.FPS)
-    params = dict(text=prompt, action=action, frames=round(seconds * fps), samples=samples, seed=seed,
+    key = _model_key(context)
+    info = model_info(context, required=True, wait=wait_for_info)
+    params = dict(text=prompt, action=action, frames=round(seconds * info["fps"]), samples=samples, seed=seed,
                   guidance=guidance, plant_feet=plant_feet, literal_prompt=literal_prompt,
-                  **sampling_fields(model_info(context), quality, steps))
+                  **sampling_fields(info, quality, steps))
     target = scene.mdm.target if bake_target else None
     plan = None
     if target is not None:  # read the rig now: a rig that cannot be baked fails before any sampling
         bone_map, detection = rig.bone_map_for_bake(target)
         plan = (target.name, bake.RigTarget.read(target), bone_map, detection, scene.mdm.root_mode,
-                scene.mdm.root_bone, _scene_fps(scene))
+                scene.mdm.root_bone, bake.scene_fps(scene))
     prefs = preferences.get(context)
     request = {"op": "generate", **prefs.model_fields(), "params": params}
     label, scene_name = (prompt or action)[:40], scene.name  # plain values: no bpy data off the main thread
@@ -389,13 +454,12 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
         meta = event["meta"]
         generated = [motions.Motion(name=f"{label} #{s}", joints=joints, fps=float(meta["fps"]),
                                     origin="GENERATED", prompt=meta["prompt"], seed=seed, sample=s,
-                                    meta=_scalars(meta)) for s, joints in enumerate(event["joints"])]
+                                    meta=motions.scalar_meta(meta)) for s, joints in enumerate(event["joints"])]
         if plan is None:
             return event, generated, None
         _name, rig_target, bone_map, _detection, root_mode, root_bone, scene_fps = plan
-        joints = mocap.resample(generated[0].joints.astype(np.float64), generated[0].fps, scene_fps)
-        return event, generated, bake.retarget_channels(rig_target, joints, scene_fps, bone_map, root_mode,
-                                                        root_bone)
+        return event, generated, bake.motion_channels(rig_target, generated[0], scene_fps, bone_map, root_mode,
+                                                      root_bone)
 
     def on_result(prepared):  # main thread: the only scene writes (data looked up again: undo may reload it)
         event, generated, channels = prepared
@@ -403,7 +467,7 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
         scene = bpy.data.scenes.get(scene_name)
         if scene is None:
             raise UserError(f"the scene '{scene_name}' was removed while generating; nothing was added")
-        remember_info(bpy.context, event.get("info"))
+        remember_info(key, event.get("info"))
         for motion in generated:
             motions.add_to_scene(scene, motion)
         scene.mdm.motion_index = len(scene.mdm.motions) - len(generated)
@@ -443,12 +507,9 @@ class MDM_OT_generate(BackendJobOperator, bpy.types.Operator):
                                  description="Condition on the prompt as typed, not its nearest known caption")
     bake_target: BoolProperty(name="Bake", default=True, description="Bake the first sample onto the scene's target")
 
-    def make_job(self, context):
-        return generate_job(context, **{name: getattr(self, name) for name in GENERATE_ARGS})
-
-
-def _scalars(meta: dict) -> dict:
-    return {key: value for key, value in meta.items() if isinstance(value, (str, int, float)) and value != ""}
+    def make_job(self, context, wait_for_info):
+        return generate_job(context, wait_for_info=wait_for_info,
+                            **{name: getattr(self, name) for name in GENERATE_ARGS})
 
 
 def _object(name):
@@ -459,8 +520,10 @@ def _object(name):
 
 
 def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", seed=0, guidance=2.5,
-                  hold_root=True, plant_feet=True) -> BackendJob:
-    """The job behind mdm.inbetween (tests tick it directly). Raises UserError for input it can refuse at once."""
+                  hold_root=True, plant_feet=True, wait_for_info=True) -> BackendJob:
+    """The job behind mdm.inbetween (tests tick it directly). Raises UserError for input it can refuse at once,
+    and ModelInfoPending without `wait_for_info` when the model's window (which the keys must fit) is not known
+    yet."""
     scene = context.scene
     ob = _target(context, target)
     bone_map, detection = rig.bone_map_for_bake(ob)
@@ -476,10 +539,10 @@ def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", s
     if len(frames) < 2:
         raise UserError(f"in-betweening needs at least two keyed frames on '{ob.name}' between frames {start} "
                         f"and {end}; found {len(frames)}")
-    info = model_info(context, required=True)
+    info = model_info(context, required=True, wait=wait_for_info)
     joints, key_values = rig.poses_at(ob, scene, frames, bone_map, keyed)
     inbetween.check_switches(keyed, key_values, frames, ob.name)
-    scene_fps = _scene_fps(scene)
+    scene_fps = bake.scene_fps(scene)
     plan = inbetween.plan_keys(frames, joints, rig.rest_joints_world(ob, bone_map), scene_fps, info)
     rig_target = bake.RigTarget.read(ob)
     prefs = preferences.get(context)
@@ -529,8 +592,9 @@ class MDM_OT_inbetween(BackendJobOperator, bpy.types.Operator):
     hold_root: BoolProperty(name="Hold Root", default=True)
     plant_feet: BoolProperty(name="Plant Feet", default=True)
 
-    def make_job(self, context):
-        return inbetween_job(context, **{name: getattr(self, name) for name in INBETWEEN_ARGS})
+    def make_job(self, context, wait_for_info):
+        return inbetween_job(context, wait_for_info=wait_for_info,
+                             **{name: getattr(self, name) for name in INBETWEEN_ARGS})
 
 
 class MDM_OT_cancel_job(bpy.types.Operator):

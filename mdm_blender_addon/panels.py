@@ -34,10 +34,7 @@ def draw_job(layout) -> bool:
     if job is None:
         return False
     row = layout.row(align=True)
-    if hasattr(row, "progress"):  # UILayout.progress: Blender 4.0+
-        row.progress(factor=job.progress, type='BAR', text=job.status_text())
-    else:
-        row.label(text=job.status_text())
+    row.progress(factor=job.progress, type='BAR', text=job.status_text())
     row.operator("mdm.cancel_job", text="", icon='CANCEL')
     return True
 
@@ -64,8 +61,8 @@ class MDM_PT_generate(MotionTab, bpy.types.Panel):
         if draw_job(layout):
             return
         op = layout.operator("mdm.generate", icon='PLAY')
-        op.prompt, op.action, op.seconds, op.samples = settings.prompt, settings.action, settings.seconds, \
-            settings.samples
+        op.prompt, op.action = settings.prompt, properties.chosen_action(settings)
+        op.seconds, op.samples = settings.seconds, settings.samples
         op.seed, op.guidance, op.quality, op.steps = settings.seed, settings.guidance, settings.quality, \
             settings.steps
         op.plant_feet, op.literal_prompt = settings.plant_feet, settings.literal_prompt
@@ -80,15 +77,15 @@ class MDM_PT_inbetween(MotionTab, bpy.types.Panel):
         layout = self.layout
         settings = context.scene.mdm
         layout.label(text="Key poses on the target rig, select the keys, then:")
+        layout.prop(settings, "inbetween_prompt", text="", placeholder="Optional prompt")
         row = layout.row(align=True)
         row.prop(settings, "hold_root")
         row.prop(settings, "plant_feet")
         if draw_job(layout):
             return
         op = layout.operator("mdm.inbetween", icon='IPO_EASE_IN_OUT')
-        op.prompt, op.seed, op.guidance, op.hold_root = settings.prompt, settings.seed, settings.guidance, \
-            settings.hold_root
-        op.plant_feet = settings.plant_feet
+        op.prompt, op.seed, op.guidance = settings.inbetween_prompt, settings.seed, settings.guidance
+        op.hold_root, op.plant_feet = settings.hold_root, settings.plant_feet
 
 
 class MDM_PT_motions(MotionTab, bpy.types.Panel):

@@ -47,9 +47,13 @@ class MDM_AddonPreferences(bpy.types.AddonPreferences):
         return "IN_PROCESS" if transport.torch_importable() else "SUBPROCESS"
 
     def transport(self):
-        """The session's warm transport for these settings."""
-        python = bpy.path.abspath(self.python) if self.python else None
-        return transport.shared(self.transport_kind(), python, self.timeout)
+        """The session's warm transport for these settings. UserError when the subprocess backend would run in
+        Blender's own Python, which lacks torch."""
+        kind = self.transport_kind()
+        if kind == "SUBPROCESS" and not self.python and not transport.torch_importable():
+            raise UserError("torch does not import in Blender's Python: set a Python with torch for the subprocess "
+                            "backend in the add-on preferences (Python)")
+        return transport.shared(kind, bpy.path.abspath(self.python) if self.python else None, self.timeout)
 
     def model_fields(self) -> dict:
         """The request fields naming the model: checkpoint (None = embedded), device, CLIP file. UserError when
@@ -78,8 +82,6 @@ class MDM_AddonPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "clip")
         layout.prop(self, "device")
         layout.operator("mdm.check_backend", icon='PLUGIN')
-        # Writable data (models, caches) goes here, never into the extension's folder, which upgrades wipe.
-        layout.label(text=f"Data folder: {bpy.utils.extension_path_user(__package__)}")
 
 
 def get(context=None):

@@ -10,11 +10,19 @@ MODEL_INFO = {}
 _ACTION_ITEMS = []  # Blender needs the enum strings kept alive while the UI shows them
 
 
+NO_ACTION = "NONE"  # the dropdown's "None" (an enum item needs a non-empty identifier to be selectable)
+
+
 def action_items(_self, _context):
-    _ACTION_ITEMS[:] = [("", "None", "No action: the prompt alone conditions the motion")] + [
+    _ACTION_ITEMS[:] = [(NO_ACTION, "None", "No action: the prompt alone conditions the motion")] + [
         (name, name.replace("_", " ").title(), f"Action '{name}' of the loaded model")
         for name in MODEL_INFO.get("actions", [])]
     return _ACTION_ITEMS
+
+
+def chosen_action(settings) -> str:
+    """The action picked in the scene's dropdown, '' for none."""
+    return "" if settings.action == NO_ACTION else settings.action
 
 
 class MDM_PG_motion(bpy.types.PropertyGroup):
@@ -97,6 +105,8 @@ class MDM_PG_scene(bpy.types.PropertyGroup):
                                              "model was trained on, for models that ship their captions, such as "
                                              "the embedded one: a small model follows those far more reliably)")
     # In-between
+    inbetween_prompt: StringProperty(name="Prompt", description="Optional: what happens between the keys, e.g. "
+                                     "'a person jumps' (empty: the keys alone shape the motion)")
     hold_root: BoolProperty(name="Hold Root", default=True,
                             description="The hips pass exactly through every keyed position (off: the model "
                                         "chooses the path between keys, the keyed poses are still met)")

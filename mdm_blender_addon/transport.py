@@ -103,7 +103,6 @@ class SubprocessTransport:
         self._write_lock = threading.Lock()
         self._hello = None  # the handshake's answer arrives here (or an error, if the process dies first)
         self._threads = []
-        self.versions = None
 
     # ------------------------------------------------------------------ process life
     def _start(self):
@@ -129,13 +128,14 @@ class SubprocessTransport:
             self._kill()
             raise TransportError(f"the backend ({self.python}) did not answer the handshake within "
                                  f"{HANDSHAKE_TIMEOUT_S:.0f} s") from None
-        if hello.get("event") == "error":  # the process died or printed garbage before answering
-            raise TransportError(hello["message"])
+        if hello.get("event") == "error":  # the process died, printed garbage or failed before answering
+            self._kill()
+            raise TransportError(f"the backend ({self.python}) failed to start: {hello['message']}. Its Python needs "
+                                 "torch: set one in the add-on preferences (Python)")
         if hello.get("event") != "hello" or hello.get("protocol") != PROTOCOL_VERSION:
             self._kill()
             raise TransportError(f"the backend speaks protocol {hello.get('protocol')!r}, this add-on speaks "
                                  f"{PROTOCOL_VERSION}: {hello.get('message', '')}")
-        self.versions = hello
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -254,15 +254,17 @@ _SHARED = {}
 
 def shared(kind: str, python=None, timeout_s=600.0):
     """The session's transport of `kind` ('IN_PROCESS' | 'SUBPROCESS'), kept warm between requests. A subprocess
-    transport is replaced when its Python or timeout changes (the old process is closed)."""
+    transport is replaced when its Python changes (the old process is closed); a new timeout applies to it as it
+    is, loaded model and all."""
     if kind == "IN_PROCESS":
         return _SHARED.setdefault(kind, InProcessTransport())
     current = _SHARED.get(kind)
-    if current is not None and (current.python, current.timeout_s) != (python or sys.executable, timeout_s):
+    if current is not None and current.python != (python or sys.executable):
         current.close()
         current = None
     if current is None:
         current = _SHARED[kind] = SubprocessTransport(python, timeout_s)
+    current.timeout_s = timeout_s
     return current
 
 

@@ -334,6 +334,39 @@ def test_bake_onto_cmu_import_stashes_and_restores_its_action(walk):
     assert action.name in bpy.data.actions  # the bake itself is kept
 
 
+def test_a_rig_in_nla_tweak_mode_is_refused_before_anything_changes(walk):
+    """In tweak mode the rig's action is the strip's (read-only, in the strip's time): a bake would leave a stash
+    track and an orphan action behind a traceback."""
+    import bpy
+    ob = blender_util.import_bvh_armature(WALK, scale=mocap.ASF_METRES)
+    animation_data = ob.animation_data
+    action = animation_data.action
+    track = animation_data.nla_tracks.new()
+    track.strips.new(action.name, 1, action).select = True
+    animation_data.action = None
+    animation_data.nla_tracks.active = track
+    animation_data.use_tweak_mode = True
+    bpy.context.scene.mdm.target = ob
+    before, tracks = scene_state(), len(animation_data.nla_tracks)
+    with pytest.raises(RuntimeError, match="is in NLA tweak mode: exit it"):
+        bpy.ops.mdm.bake()
+    assert scene_state() == before and len(animation_data.nla_tracks) == tracks
+
+
+def test_preview_asks_for_object_mode_before_making_its_skeleton(walk):
+    """The preview skeleton is built in Edit Mode; from Pose Mode that would pull the user's rig along."""
+    import bpy
+    assert bpy.ops.mdm.add_skeleton() == {'FINISHED'}
+    bpy.ops.object.mode_set(mode='POSE')
+    assert not bpy.ops.mdm.preview.poll()
+    bpy.ops.object.mode_set(mode='OBJECT')
+    assert bpy.ops.mdm.preview() == {'FINISHED'}
+    bpy.context.view_layer.objects.active = bpy.data.objects["SMPL"]
+    bpy.ops.object.mode_set(mode='POSE')
+    assert bpy.ops.mdm.preview.poll()  # the skeleton exists: a new preview only replaces its action
+    assert bpy.ops.mdm.preview() == {'FINISHED'} and bpy.context.mode == 'POSE'
+
+
 def test_one_undo_step_removes_the_whole_bake(walk):
     """In the bpy module, operators called from Python push no undo step (Blender's UI does that when an operator
     with 'UNDO' finishes), so the test pushes the steps around the bake itself: one undo must then remove the new

@@ -43,6 +43,15 @@ def test_a_server_import_left_out_of_the_build_fails_it(tmp_path):
         build.stage_backend(stage, backend)
 
 
+def test_a_build_without_the_default_model_fails(tmp_path):
+    backend = tmp_path / "backend"
+    shutil.copytree(build.BACKEND_DIR, backend, ignore=shutil.ignore_patterns("__pycache__", build.DEFAULT_MODEL))
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    with pytest.raises(SystemExit, match="default_model/ is missing"):
+        build.stage_backend(stage, backend)
+
+
 def test_zip_passes_blenders_validator(zip_path):
     result = subprocess.run([sys.executable, str(build.find_blender_ext()), "validate", str(zip_path)],
                             capture_output=True, text=True)

@@ -69,8 +69,12 @@ def test_check_backend_fills_the_action_list(addon, kind):
     assert info["actions"] == ["walk"] and info["keyframe_conditioned"] and info["max_frames"] == 120
     assert info["known_captions"] == 2
     items = [item[0] for item in addon.properties.action_items(None, bpy.context)]
-    assert items == ["", "walk"]
-    bpy.context.scene.mdm.action = "walk"  # the sidebar's dropdown accepts the model's action
+    assert items == ["NONE", "walk"]
+    settings = bpy.context.scene.mdm
+    settings.action = "walk"  # the sidebar's dropdown accepts the model's action
+    assert addon.properties.chosen_action(settings) == "walk"
+    settings.action = "NONE"  # and going back to none
+    assert addon.properties.chosen_action(settings) == ""
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
@@ -124,6 +128,62 @@ def test_plant_feet_is_an_option_that_moves_the_path_and_holds_the_feet(addon):
     about_root = lambda j: (j - j[:, :1])[:, upper]
     np.testing.assert_allclose(about_root(planted), about_root(free), atol=1e-5)  # above the knees, the same pose
     assert not np.allclose(planted[:, 0], free[:, 0], atol=1e-4)  # the root's path moved
+
+
+def test_the_model_loads_first_when_the_ui_may_not_wait(addon):
+    """Invoked from the UI, a job whose model is not loaded yet raises ModelInfoPending instead of loading it on
+    the main thread; the operator then runs `info_job` in the background and builds the job after it. The info is
+    cached under the model the request named, even when the preferences change before the answer arrives."""
+    import bpy
+    use(addon, "SUBPROCESS")
+    operators, prefs = addon.operators, addon.preferences.get()
+    addon.properties.MODEL_INFO.clear()
+    with pytest.raises(operators.ModelInfoPending):
+        operators.generate_job(bpy.context, prompt="a person walks", wait_for_info=False)
+    with pytest.raises(operators.UserError, match="type a prompt"):  # bad input is refused before that
+        operators.generate_job(bpy.context, prompt=" ", wait_for_info=False)
+    key = operators._model_key(bpy.context)
+    loading = operators.info_job(bpy.context)
+    prefs.checkpoint_source = "DEFAULT"  # another model chosen while the first one loads
+    assert tick_to_end(loading).state == "done" and loading.message == "model loaded"
+    assert addon.properties.MODEL_INFO["model_key"] == key and operators.model_info(bpy.context) == {}
+    prefs.checkpoint_source = "FOLDER"
+    job = operators.generate_job(bpy.context, prompt="a person walks", seconds=1.0, samples=1, quality="DRAFT",
+                                 wait_for_info=False)
+    assert job.request["params"]["steps"] == max(1, addon.properties.MODEL_INFO["diffusion_steps"] // 5)
+    assert tick_to_end(job).state == "done", job.message
+
+
+def test_a_subprocess_backend_without_a_python_with_torch_is_named(addon, monkeypatch):
+    import bpy
+    prefs = addon.preferences.get()
+    prefs.backend, prefs.python = "AUTO", ""
+    monkeypatch.setattr(addon.transport, "torch_importable", lambda: False)  # as in a stock Blender
+    before = scene_state()
+    with pytest.raises(RuntimeError, match="torch does not import in Blender's Python: set a Python with torch"):
+        bpy.ops.mdm.generate(prompt="a person walks")
+    assert scene_state() == before
+
+
+def test_a_new_timeout_keeps_the_warm_subprocess(addon, tmp_path):
+    shared, python = addon.transport.shared, str(blender_util.TORCH_PYTHON)
+    first = shared("SUBPROCESS", python, 120.0)
+    assert shared("SUBPROCESS", python, 30.0) is first and first.timeout_s == 30.0
+    assert shared("SUBPROCESS", str(tmp_path / "python"), 30.0) is not first  # another Python: another process
+
+
+def test_disabling_the_addon_mid_job_cancels_it_and_leaves_no_job(addon, extension_repo):
+    """Blender frees a running modal operator without calling its `cancel` when the add-on goes away: unregister
+    itself must stop the job, or the re-enabled add-on would grey out Generate behind a dead job."""
+    import bpy
+    use(addon, "SUBPROCESS")
+    job = addon.operators.generate_job(bpy.context, prompt="a person walks", seconds=6.0, samples=16)
+    job.start()
+    addon.operators.ACTIVE["job"] = job  # as the modal operator leaves it while the job runs
+    blender_util.disable_addon()
+    assert job.message == "cancelling..." and addon.operators.ACTIVE == {"job": None, "timer": None}
+    module = blender_util.enable_addon(extension_repo)
+    assert module.operators.MDM_OT_generate.poll(bpy.context)
 
 
 def tick_to_end(job, poll_s=0.02, limit_s=120):
