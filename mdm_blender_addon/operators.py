@@ -360,8 +360,9 @@ class BackendJobOperator:
         return self.finish(job)
 
     def cancel(self, context):  # Blender ends the operator (window closing, file loading)
-        ACTIVE["job"].cancel()
-        self._end(context)
+        if ACTIVE["job"] is not None:  # else already stopped (`stop_active_job`)
+            ACTIVE["job"].cancel()
+            self._end(context)
 
     def _end(self, context):
         context.window_manager.event_timer_remove(ACTIVE["timer"])
