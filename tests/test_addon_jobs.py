@@ -154,6 +154,44 @@ def test_the_model_loads_first_when_the_ui_may_not_wait(addon):
     assert tick_to_end(job).state == "done", job.message
 
 
+def test_the_modal_operator_loads_the_model_then_runs_its_job(addon):
+    """The modal loop as a window's timer drives it (the bpy module has no window, so the operator's methods run on
+    a stand-in context): the job that `invoke` starts when the model's info is unknown loads it, then the
+    generation itself runs, with the status line following both, and the operator finishes once, with the
+    generation's report."""
+    import types
+
+    import bpy
+    use(addon, "SUBPROCESS")
+    operators = addon.operators
+    addon.properties.MODEL_INFO.clear()
+    statuses, reports = [], []
+    context = types.SimpleNamespace(
+        window_manager=types.SimpleNamespace(event_timer_remove=lambda timer: statuses.append("timer removed")),
+        workspace=types.SimpleNamespace(status_text_set=statuses.append), screen=types.SimpleNamespace(areas=[]))
+    operator = types.SimpleNamespace(
+        make_job=lambda _context, wait_for_info: operators.generate_job(
+            bpy.context, prompt="a person walks", seconds=1.0, samples=1, bake_target=False,
+            wait_for_info=wait_for_info),
+        report=lambda kind, message: reports.append((kind, message)))
+    for name in ("finish", "_end"):
+        setattr(operator, name, getattr(operators.BackendJobOperator, name).__get__(operator))
+    with pytest.raises(operators.ModelInfoPending):
+        operator.make_job(context, wait_for_info=False)
+    operators.ACTIVE.update(job=operators.info_job(bpy.context), timer="timer")  # what `invoke` does then
+    operators.ACTIVE["job"].start()
+    timer = types.SimpleNamespace(type='TIMER', value='NOTHING')
+    began = time.monotonic()
+    while (state := operators.BackendJobOperator.modal(operator, context, timer)) == {'RUNNING_MODAL'}:
+        assert time.monotonic() - began < 120
+        time.sleep(0.02)
+    assert state == {'FINISHED'} and operators.ACTIVE == {"job": None, "timer": None}
+    assert any(s and s.startswith("Loading the model") for s in statuses)
+    assert any(s and s.startswith("Generate: step") for s in statuses) and statuses[-2:] == ["timer removed", None]
+    assert reports == [({'INFO'}, 'Generated 1 motion(s) for "a person walks" (read as "a person walks forward.")')]
+    assert len(bpy.context.scene.mdm.motions) == 1
+
+
 def test_a_subprocess_backend_without_a_python_with_torch_is_named(addon, monkeypatch):
     import bpy
     prefs = addon.preferences.get()
