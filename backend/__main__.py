@@ -24,11 +24,11 @@ COMMANDS = (
 )
 
 
-def build_parser(selected=None, commands=COMMANDS):
+def build_parser(selected=None):
     """The parser; only the `selected` command's module is imported (all of them when None, for --help)."""
     parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name, help_text in commands:
+    for name, module_name, help_text in COMMANDS:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         if selected in (None, name):
             module = importlib.import_module(f"backend.commands.{module_name}")

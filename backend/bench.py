@@ -12,16 +12,21 @@ import torch
 
 from .diffusion import make_schedule
 from .guidance import classifier_free_guidance
-from .inpainting import repaint_schedule, sample_repaint
+from .inpainting import sample_repaint
 from .model import MDM, MDMConfig
 from .samplers import gaussian_noise, model_denoiser, p_sample, sample_ddpm, timestep_batch
+from .text import CLIP_CONTEXT, clip_tokens
 
 # The released humanml_trans_enc_512 model: the MDMConfig defaults (latent 512, ff 1024, 8 layers, 4 heads, CLIP).
 FULL_SIZE = MDMConfig(mask_frames=False)
 # CLIP ViT-B/32 (the text tower is what MDM runs per prompt), for the official recipe's per-step re-encoding.
 CLIP_VIT_B32 = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=32,
-                    context_length=77, vocab_size=49408, transformer_width=512, transformer_heads=8,
+                    context_length=CLIP_CONTEXT, vocab_size=49408, transformer_width=512, transformer_heads=8,
                     transformer_layers=12)
+GUIDANCE = 2.5  # classifier-free guidance scale of every guided figure (the official default)
+REPAINT_JUMP_LENGTH, REPAINT_JUMP_N_SAMPLE = 10, 10  # RePaint's j and r
+# The embedded model's request: a clip of EMBEDDED_SECONDS, EMBEDDED_SAMPLES samples, guided by GUIDANCE.
+EMBEDDED_SECONDS, EMBEDDED_SAMPLES = 6.0, 3
 
 
 def median_seconds(fn, repeat=5, warmup=1):
@@ -50,18 +55,17 @@ def random_clip(device):
 
 
 class Bench:
-    def __init__(self, device, frames, steps=50, repeat=5, official_measured_steps=50, out=print):
-        self.device, self.frames, self.steps, self.repeat = device, frames, steps, repeat
+    def __init__(self, device, steps=50, repeat=5, official_measured_steps=50):
+        self.device, self.steps, self.repeat = device, steps, repeat
         self.official_measured_steps = official_measured_steps
-        self.out = out
         torch.manual_seed(0)
         self.model = MDM(FULL_SIZE).to(device).eval()
         self.params = sum(p.numel() for p in self.model.parameters())
 
     def inputs(self, batch, frames):
         g = torch.Generator().manual_seed(0)
-        x = torch.randn(batch, 263, 1, frames, generator=g).to(self.device)
-        cond = {"text_embed": torch.randn(batch, 512, generator=g).to(self.device)}
+        x = torch.randn(batch, FULL_SIZE.njoints, FULL_SIZE.nfeats, frames, generator=g).to(self.device)
+        cond = {"text_embed": torch.randn(batch, FULL_SIZE.cond_dim, generator=g).to(self.device)}
         return x, cond
 
     @torch.no_grad()
@@ -76,13 +80,13 @@ class Bench:
         x, cond = self.inputs(1, frames)
         t = torch.full((1,), 500, device=self.device)
         if batched:
-            guided = classifier_free_guidance(self.model, 2.5)
+            guided = classifier_free_guidance(self.model, GUIDANCE)
             return 1000 * median_seconds(lambda: guided(x, t, cond), self.repeat)
 
         def two_passes():
             out_c = self.model(x, t, cond)
             out_u = self.model(x, t, {**cond, "uncond": torch.ones(1, dtype=torch.bool, device=self.device)})
-            return out_u + 2.5 * (out_c - out_u)
+            return out_u + GUIDANCE * (out_c - out_u)
         return 1000 * median_seconds(two_passes, self.repeat)
 
     @torch.no_grad()
@@ -91,7 +95,7 @@ class Bench:
         respaced 1000-step model), ancestral sampling, batched CFG, the prompt encoded once (outside the loop)."""
         schedule = make_schedule(self.steps, "cosine")
         x, cond = self.inputs(1, frames)
-        denoise = model_denoiser(self.model, cond, schedule, guidance_scale=2.5)
+        denoise = model_denoiser(self.model, cond, schedule, guidance_scale=GUIDANCE)
 
         def run():
             g = torch.Generator().manual_seed(0)
@@ -103,12 +107,9 @@ class Bench:
         """The official generate.py recipe: 1000 ancestral steps, cond and uncond as two passes, and the prompt
         re-encoded by CLIP at every step. Timed over `official_measured_steps` steps and scaled to 1000 (steps
         cost the same at every t)."""
-        import clip
-
         schedule = make_schedule(total_steps, "cosine")
         x, _ = self.inputs(1, frames)
-        tokens = clip.tokenize(["a person walks forward and then turns around."], context_length=22, truncate=True)
-        tokens = torch.nn.functional.pad(tokens, (0, 55)).to(self.device)
+        tokens = clip_tokens(["a person walks forward and then turns around."]).to(self.device)
         noise = gaussian_noise(torch.Generator().manual_seed(0))
 
         def one_step(x_t, index):
@@ -118,7 +119,7 @@ class Bench:
             def two_pass_guided(x_in, t_in, c):
                 out_c = self.model(x_in, t_in, c)
                 out_u = self.model(x_in, t_in, {**c, "uncond": torch.ones(1, dtype=torch.bool, device=self.device)})
-                return out_u + 2.5 * (out_c - out_u)
+                return out_u + GUIDANCE * (out_c - out_u)
             denoise = lambda x_in, t: two_pass_guided(x_in, schedule.timestep_map[t.cpu()].to(self.device), cond)
             return p_sample(denoise, schedule, x_t, timestep_batch(index, x_t), noise(x_t)).sample
 
@@ -130,12 +131,12 @@ class Bench:
         return measured * total_steps / self.official_measured_steps
 
     @torch.no_grad()
-    def repaint(self, frames, jump_length=10, jump_n_sample=10):
-        """Model calls and wall time of RePaint on the 50-step schedule, against plain sampling's calls."""
+    def repaint(self, frames):
+        """(model calls, wall time) of RePaint on the `steps`-step schedule."""
         schedule = make_schedule(self.steps, "cosine")
         x, cond = self.inputs(1, frames)
         calls = 0
-        guided = classifier_free_guidance(self.model, 2.5)
+        guided = classifier_free_guidance(self.model, GUIDANCE)
 
         def counting(x_t, t):
             nonlocal calls
@@ -145,19 +146,20 @@ class Bench:
         keep[..., : frames // 4] = True
         g = torch.Generator().manual_seed(0)
         began = time.perf_counter()
-        sample_repaint(counting, schedule, torch.randn(x.shape, generator=g), x, keep, gaussian_noise(g),
-                       jump_length=jump_length, jump_n_sample=jump_n_sample)
-        return calls, time.perf_counter() - began, len(repaint_schedule(self.steps, jump_length, jump_n_sample))
+        sample_repaint(counting, schedule, torch.randn(x.shape, generator=g).to(self.device), x, keep,
+                       gaussian_noise(g), jump_length=REPAINT_JUMP_LENGTH, jump_n_sample=REPAINT_JUMP_N_SAMPLE)
+        return calls, time.perf_counter() - began
 
 
-def embedded_latency(device, repeat=5, seconds=6.0, samples=3, guidance=2.5, checkpoint=None):
-    """Median wall time of the embedded model's (or `checkpoint`'s) guided request: `samples` clips of `seconds`,
-    every step it was trained with, the prompt encoded once (the encoder is loaded before timing)."""
+def embedded_latency(device, repeat=5):
+    """(median wall time, `Pipeline.info()`) of the embedded model's guided request: EMBEDDED_SAMPLES clips of
+    EMBEDDED_SECONDS, every step it was trained with, the prompt encoded once (the encoder is loaded before
+    timing)."""
     from .pipeline import MotionRequest, Pipeline
 
-    pipeline = Pipeline(checkpoint, device)
-    request = MotionRequest(text="a person walks forward and waves", samples=samples, guidance=guidance,
-                            frames=round(seconds * pipeline.loaded.frames["fps"]))
+    pipeline = Pipeline(None, device)
+    request = MotionRequest(text="a person walks forward and waves", samples=EMBEDDED_SAMPLES, guidance=GUIDANCE,
+                            frames=round(EMBEDDED_SECONDS * pipeline.loaded.frames["fps"]))
     pipeline.generate(request)  # loads the text encoder and warms up
     return median_seconds(lambda: pipeline.generate(request), repeat=repeat, warmup=0), pipeline.info()
 
@@ -170,11 +172,12 @@ def run_bench(device, frames_list=(120, 196), steps=50, repeat=5, official_measu
         latency, info = embedded_latency(device, repeat)
         results["embedded_s"] = latency
         out(f"embedded model ({info['parameters'] / 1e6:.2f} M parameters, {info['diffusion_steps']} steps): "
-            f"6 s clip, 3 samples, guidance 2.5: {latency:.2f} s (median of {repeat})")
+            f"{EMBEDDED_SECONDS:g} s clip, {EMBEDDED_SAMPLES} samples, guidance {GUIDANCE}: {latency:.2f} s "
+            f"(median of {repeat})")
     except Exception as err:  # no embedded model in this checkout: say so, measure the rest
         out(f"embedded model: not measured ({err})")
     if frames_list:
-        bench = Bench(device, frames_list, steps, repeat, official_measured_steps, out)
+        bench = Bench(device, steps, repeat, official_measured_steps)
         out(f"full-size MDM: {bench.params / 1e6:.2f} M parameters, random weights")
         clip_model = random_clip(device)
     for frames in frames_list:
@@ -186,7 +189,7 @@ def run_bench(device, frames_list=(120, 196), steps=50, repeat=5, official_measu
         r["ours_sample_s"] = bench.our_sample_s(frames)
         r["floor_s"] = steps * r["forward_b2_ms"] / 1000  # 50 forward passes at batch 2: the compute floor
         r["official_s"] = bench.official_recipe_s(frames, clip_model)
-        r["repaint_calls"], r["repaint_s"], _ = bench.repaint(frames)
+        r["repaint_calls"], r["repaint_s"] = bench.repaint(frames)
         r["peak_rss_mb"] = peak_rss_mb()
         if device.type == "cuda":
             r["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -199,7 +202,8 @@ def run_bench(device, frames_list=(120, 196), steps=50, repeat=5, official_measu
             f"{r['ours_sample_s'] / r['floor_s']:.2f}x the floor ({steps} forwards at batch 2: {r['floor_s']:.2f} s)")
         out(f"official recipe (1000 steps, 2 passes, CLIP per step; {official_measured_steps} steps timed, "
             f"scaled): {r['official_s']:.1f} s  -> ours is {r['official_s'] / r['ours_sample_s']:.1f}x faster")
-        out(f"RePaint {steps} steps, j=10 r=10:          {r['repaint_calls']} model calls "
+        out(f"RePaint {steps} steps, j={REPAINT_JUMP_LENGTH} r={REPAINT_JUMP_N_SAMPLE}:          "
+            f"{r['repaint_calls']} model calls "
             f"({r['repaint_calls'] / steps:.1f}x plain), {r['repaint_s']:.2f} s "
             f"({r['repaint_s'] / r['ours_sample_s']:.1f}x plain sampling)")
         out(f"peak memory: {r['peak_rss_mb']:.0f} MB resident (process)"

@@ -30,13 +30,11 @@ from . import skeleton
 from .errors import UserError
 from .retarget import REQUIRED_JOINTS, Controls
 
-SIDES = ("left", "right")
-
 
 def _sided(center: dict, sided: dict, tokens: tuple) -> dict:
     """A full map from the centre joints and `sided` templates ("{}" is replaced by the left/right token)."""
     mapping = dict(center)
-    for side, token in zip(SIDES, tokens):
+    for side, token in zip(skeleton.SIDES, tokens):
         mapping.update({f"{side}_{joint}": name.format(token) for joint, name in sided.items()})
     return {joint: mapping[joint] for joint in skeleton.JOINT_NAMES if joint in mapping}
 
@@ -233,7 +231,7 @@ def map_by_hierarchy(bone_names, parents, heads) -> dict:
         if len(spine) < 3:
             del mapping["spine2"]
         by_x = lambda c: -heads[path(c)][-1, 0]  # noqa: E731  (leaf x: +X is the left side)
-        for side, leg, arm in zip(SIDES, sorted(legs, key=by_x), sorted(arms, key=by_x)):
+        for side, leg, arm in zip(skeleton.SIDES, sorted(legs, key=by_x), sorted(arms, key=by_x)):
             leg = path(leg)
             middle = (heads[leg[0], 2] + heads[leg, 2].min()) / 2
             knee = min(range(1, len(leg) - 1), key=lambda i: abs(heads[leg[i], 2] - middle))

@@ -7,7 +7,9 @@ import numpy as np
 
 from . import rotations, skeleton
 from .errors import UserError
+from .features import check_joints
 
+J = skeleton.JOINT_INDEX
 END_SITE = " End Site"  # an End Site is stored as a channel-less leaf named "<parent name> End Site"
 ROTATION_CHANNELS = {"Xrotation": 0, "Yrotation": 1, "Zrotation": 2}
 POSITION_CHANNELS = {"Xposition": 0, "Yposition": 1, "Zposition": 2}
@@ -316,8 +318,8 @@ def _tpose_directions():
     directions = skeleton.RAW_OFFSETS.copy()
     for side, x in (("left", 1.0), ("right", -1.0)):
         for joint in ("shoulder", "elbow", "wrist"):
-            directions[skeleton.JOINT_INDEX[f"{side}_{joint}"]] = [x, 0.0, 0.0]
-    directions[skeleton.JOINT_INDEX["head"]] = [0.0, 1.0, 0.0]
+            directions[J[f"{side}_{joint}"]] = [x, 0.0, 0.0]
+    directions[J["head"]] = [0.0, 1.0, 0.0]
     return directions
 
 
@@ -326,11 +328,13 @@ TPOSE_DIRECTIONS = _tpose_directions()  # (22, 3)
 # (weighted least squares), and their rest layout is measured from the motion. When the source moves the children
 # against each other (CMU's LowerBack turns the spine base about the hips), the weights say who gives: the hips
 # carry the legs and the foot contacts, so spine1 only sets the pelvis's turn about the hip line.
-BRANCHES = {0: {1: 1.0, 2: 1.0, 3: 1e-3}, 9: {12: 1.0, 13: 1.0, 14: 1.0}}  # pelvis; spine3: neck, collars
+BRANCHES = {J["pelvis"]: {J["left_hip"]: 1.0, J["right_hip"]: 1.0, J["spine1"]: 1e-3},
+            J["spine3"]: {J["neck"]: 1.0, J["left_collar"]: 1.0, J["right_collar"]: 1.0}}
 PROCRUSTES_ROUNDS = 3  # rounds of (fit each frame, average the layout): converged to well under 0.1 mm
 # Joints whose twist follows the bend plane of the joint below (knee, elbow): joint -> that plane's normal in the
 # T-pose, i.e. the hinge axis (knees bend the shin backwards; elbows bring the hand forwards).
-HINGE_AXES = {1: (1.0, 0.0, 0.0), 2: (1.0, 0.0, 0.0), 16: (0.0, -1.0, 0.0), 17: (0.0, 1.0, 0.0)}
+HINGE_AXES = {J["left_hip"]: (1.0, 0.0, 0.0), J["right_hip"]: (1.0, 0.0, 0.0),
+              J["left_shoulder"]: (0.0, -1.0, 0.0), J["right_shoulder"]: (0.0, 1.0, 0.0)}
 HINGE_FULL_TWIST_SINE = np.sin(np.radians(20.0))  # below this bend the plane is ill-defined: twist fades to none
 # Euler order per joint: the bone's own (twist) axis in the middle, where the angle stays small, so elbows and knees
 # bending past 90 degrees never reach gimbal lock. The root turns freely about Y, so Y goes first.
@@ -339,10 +343,6 @@ EULER_ORDER_BY_BONE_AXIS = ("ZXY", "ZYX", "YZX")  # bone along X (arms), Y (legs
 EXACT_TOLERANCE = 1e-4  # metres: with `exact`, joints the rotations miss by more than this get position channels
 END_SITE_LENGTH = 0.5  # leaf bones' End Site, as a fraction of the leaf bone's length
 CHILDREN = tuple(tuple(c for c, p in enumerate(skeleton.PARENTS) if p == j) for j in range(skeleton.NUM_JOINTS))
-
-
-def _unit(v):
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
 def rest_offsets(joints):
@@ -385,7 +385,7 @@ def _hinge_twist(rotation, hinge_rest, upper, lower):
 
     The twist fades out as the joint straightens (the bend plane is then noise), so it never flips.
     """
-    axis = _unit(upper)
+    axis = rotations.unit(upper)
     hinge = np.cross(upper, lower)
     bend_sine = np.linalg.norm(hinge, axis=-1) / (np.linalg.norm(upper, axis=-1) * np.linalg.norm(lower, axis=-1))
     hinge = hinge - (hinge * axis).sum(-1, keepdims=True) * axis
@@ -453,7 +453,7 @@ def joints_to_bvh(joints, fps, exact=False):
     (true of the Daz-friendly CMU files, not of CMU's own skeleton: see `BRANCHES`). `exact` adds position
     channels to the joints that need them, so every joint is reproduced; many retargeting tools ignore them.
     """
-    joints = _check_motion(joints)
+    joints = check_joints(joints, min_frames=1)
     offsets = rest_offsets(joints)
     world, translated = joints_to_world_rotations(joints, offsets, exact)
     parents = np.array(skeleton.PARENTS)
@@ -481,23 +481,6 @@ def joints_to_bvh(joints, fps, exact=False):
             channels.append(())
     return Bvh(names=names, parents=np.array(node_parents), offsets=np.array(node_offsets), channels=channels,
                frame_time=1.0 / fps, motion=np.concatenate(columns, axis=1))
-
-
-def _check_motion(joints):
-    """`joints` as float64 (T, 22, 3), or UserError if it is not finite, empty, or has a bone of no length."""
-    joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim != 3 or joints.shape[1:] != (skeleton.NUM_JOINTS, 3) or len(joints) < 1:
-        raise UserError(f"joint positions must have shape (frames >= 1, {skeleton.NUM_JOINTS}, 3), got {joints.shape}")
-    if not np.isfinite(joints).all():
-        frame = np.argwhere(~np.isfinite(joints))[0, 0]
-        raise UserError(f"joint positions are not finite (NaN or inf) in frame {frame}")
-    lengths = np.linalg.norm(joints[:, 1:] - joints[:, list(skeleton.PARENTS[1:])], axis=-1)  # (T, 21)
-    if lengths.min() < 1e-6:
-        frame, bone = np.argwhere(lengths < 1e-6)[0]
-        raise UserError(f"joints {skeleton.JOINT_NAMES[bone + 1]!r} and "
-                        f"{skeleton.JOINT_NAMES[skeleton.PARENTS[bone + 1]]!r} coincide in frame {frame}: "
-                        f"the bone between them has no direction")
-    return joints
 
 
 def write_bvh(path, joints, fps, exact=False):

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import UserError
+from .skeleton import SIDES
 
 # Categories that have training data: CMU clips (walk ... reach) and procedural motion (idle ... sit).
 CATEGORIES = (
@@ -21,7 +22,6 @@ CATEGORIES = (
     "idle", "turn", "wave", "crouch", "sit",
 )
 SIDED_CATEGORIES = ("turn", "wave")  # their phrases name a side ("{side}"), swapped in the mirrored copy
-SIDES = ("left", "right")
 
 SUBJECTS = ("a person", "someone", "a man", "a woman", "the person")
 
@@ -150,9 +150,8 @@ RULES = (
 
 @dataclass(frozen=True)
 class Description:
-    """What a clip shows: its category, the side for sided categories, and its training captions."""
+    """What a clip shows: its category and its training captions."""
     category: str
-    side: str | None
     captions: tuple
 
 
@@ -201,7 +200,7 @@ def describe(description):
                         f"backend.captions.RULES")
     single_action = len(parts) == 1
     specific = _sentences(rule.phrases, side) if single_action else ()
-    return Description(rule.category, side, specific + train_captions(rule.category, side))
+    return Description(rule.category, specific + train_captions(rule.category, side))
 
 
 _SIDE_WORD = re.compile(r"\b(left|right)\b", re.IGNORECASE)

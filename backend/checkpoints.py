@@ -137,8 +137,8 @@ def load_official(pt_path, args_json=None, device="cpu") -> tuple[MDM, MDMConfig
 
 # ---------------------------------------------------------------- statistics
 
-def read_stats(path, config: MDMConfig) -> np.ndarray:
-    """Mean.npy / Std.npy: one float per feature, finite (and, for Std, positive: it is divided by)."""
+def read_stats(path, config: MDMConfig, positive=False) -> np.ndarray:
+    """Mean.npy / Std.npy: one float per feature, finite, and with `positive` (Std: it is divided by) above 0."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"feature statistics file {path} does not exist")
@@ -146,16 +146,19 @@ def read_stats(path, config: MDMConfig) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UserError(f"{path} is not a readable .npy array: {err}") from None
-    return check_stats(array, config, str(path))
+    return check_stats(array, config, str(path), positive)
 
 
-def check_stats(array, config: MDMConfig, name) -> np.ndarray:
+def check_stats(array, config: MDMConfig, name, positive=False) -> np.ndarray:
     array = np.asarray(array, dtype=np.float32).reshape(-1)
     if array.size != config.input_feats:
         raise UserError(f"{name} has {array.size} values; this model works on {config.input_feats} features "
                         f"(HumanML3D: 263, KIT: 251); are these the right statistics?")
     if not np.all(np.isfinite(array)):
         raise UserError(f"{name} contains NaN or infinite values")
+    if positive and not np.all(array > 0):
+        raise UserError(f"{name} has values <= 0 ({int(np.sum(array <= 0))} of {array.size}): standard deviations "
+                        f"must be positive (features are divided by them); are these the right statistics?")
     return array
 
 
@@ -205,7 +208,7 @@ def save_folder(directory, model: MDM, config: MDMConfig, mean=None, std=None, e
         save_file(state, tmp / WEIGHTS_FILE)
         if mean is not None:
             np.save(tmp / MEAN_FILE, check_stats(mean, config, "Mean"))
-            np.save(tmp / STD_FILE, check_stats(std, config, "Std"))
+            np.save(tmp / STD_FILE, check_stats(std, config, "Std", positive=True))
         if vocabulary is not None:
             save_vocabulary(tmp / VOCABULARY_FILE, vocabulary, config)
         files = {p.name: sha256_of(p) for p in sorted(tmp.iterdir())}
@@ -254,7 +257,7 @@ def load_folder(directory, device="cpu") -> LoadedModel:
     model = build_model(state_dict, config, source=str(directory / WEIGHTS_FILE)).to(device)
     has_stats = MEAN_FILE in document["sha256"]
     mean = read_stats(directory / MEAN_FILE, config) if has_stats else None
-    std = read_stats(directory / STD_FILE, config) if has_stats else None
+    std = read_stats(directory / STD_FILE, config, positive=True) if has_stats else None
     vocabulary = load_vocabulary(directory / VOCABULARY_FILE, config) if VOCABULARY_FILE in document["sha256"] else None
     meta = {**document["meta"], "path": str(directory)}
     return LoadedModel(model, config, mean, std, meta, vocabulary)
@@ -307,7 +310,7 @@ def load_checkpoint(path, device="cpu", mean=None, std=None, args_json=None) -> 
             if not stats_path.is_file():
                 raise UserError(f"{stats_path} is missing: a text model needs the HumanML3D Mean.npy/Std.npy it was "
                                 f"trained with (not the evaluator's t2m_mean/std); pass --mean and --std")
-        mean_arr, std_arr = read_stats(mean_path, config), read_stats(std_path, config)
+        mean_arr, std_arr = read_stats(mean_path, config), read_stats(std_path, config, positive=True)
     meta = dict(frames=frame_range(config, {}), source=dict(file=path.name, sha256=sha256_of(path)), path=str(path))
     return LoadedModel(model, config, mean_arr, std_arr, meta)
 

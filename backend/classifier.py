@@ -14,9 +14,9 @@ import torch.nn as nn
 from . import features, procedural, skeleton
 from .errors import UserError
 
-# Training crop in frames: 1 s at 20 fps, as the CMU run clips are only 22-29 frames. A prediction averages the
+# Training crop in frames: 1 s, as the CMU run clips are only 22-29 frames at 20 fps. A prediction averages the
 # crops of a longer motion, so it sees what training saw.
-WINDOW = 20
+WINDOW = skeleton.FPS
 PREDICT_STRIDE = 5  # frames between the crops a prediction averages over
 CHANNELS = 2 * skeleton.NUM_JOINTS * 3  # root-relative positions + velocities of every joint, per frame
 

@@ -23,8 +23,9 @@ def local_poses(joints):
 
 
 def best_cycle(joints, min_period=MIN_PERIOD):
-    """(start, end, seam error in m) of the best cycle joints[start:end] (end < T, so frame `end` exists to
-    compare with `start`), or None when the take is shorter than two periods' worth of frames."""
+    """(start, end, seam error in m) of the best cycle joints[start:end], at least `min_period` frames long and with
+    end < T - 1 (frames `end` and `end + 1` exist to compare pose and motion with `start`'s), or None when the take
+    has fewer than `min_period` + 2 frames (no such pair of frames)."""
     local = local_poses(joints)
     step = np.diff(local, axis=0)  # (T-1, 22, 3): each frame's motion, so a seam also matches in velocity
     best = None

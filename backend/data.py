@@ -26,6 +26,7 @@ Files written to the output folder (all or none):
     Mean.npy, Std.npy  (263,) float32 normalisation statistics, HumanML3D's recipe (`normalization`), over every
                   feature row of every sequence once (mirrored and procedural included, window overlap ignored)
     summary.json  clip counts, minutes of real, looped and procedural motion, per category, the settings used
+    captions_minilm.npy  (C, 384) float32 MiniLM embeddings of the C distinct captions, rows in np.unique order
 """
 import json
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ PLANE_TOLERANCE = 0.02  # m: contacts further from the fitted floor are outliers
 LEVEL_PRIOR = 0.25  # m: along directions where contacts spread less than this, the slope is shrunk to level
 MAX_TILT_DEGREES = 3.0  # steeper is not a tilted floor (climbing, uneven terrain): left alone
 MIN_CONTACTS = 10
+# `prepare` defaults (prepare-data's too): the share of all frames that are procedural, paraphrases per window.
+PROCEDURAL_SHARE = 0.2
+CAPTIONS_PER_WINDOW = 8
 # HumanML3D's `mean_variance` gives every dim of a group the group's mean std (see `normalization`).
 STD_GROUPS = (skeleton.ROOT_YAW_VELOCITY, skeleton.ROOT_XZ_VELOCITY, skeleton.ROOT_HEIGHT, skeleton.RIC,
               skeleton.ROT, skeleton.VEL, skeleton.CONTACT)
@@ -490,8 +494,9 @@ def summarize(dataset, sequences, settings):
     }
 
 
-def prepare(mocap_dir, windowing=Windowing(), procedural_share=0.2, captions_per_window=8, seed=0, files=None,
-            limit=None, loop_runs=False, pad_procedural=()):
+def prepare(mocap_dir, windowing=Windowing(), procedural_share=PROCEDURAL_SHARE,
+            captions_per_window=CAPTIONS_PER_WINDOW, seed=0, files=None, limit=None, loop_runs=False,
+            pad_procedural=()):
     """Everything prepare-data computes: (dataset, Mean, Std, summary). Deterministic given `seed`."""
     if not 0 <= procedural_share < 1:
         raise UserError(f"--procedural-share must be in [0, 1), got {procedural_share}")

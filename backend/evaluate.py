@@ -46,7 +46,6 @@ JSON (stdout with --json, metrics.json under --out), all distances in metres, ji
 
 "model_l2p" (and keyframe_error, seam_ratio, seam_vs_real) is null when the model supports no in-betweening method.
 """
-import csv
 import json
 import time
 from collections import defaultdict
@@ -59,10 +58,9 @@ import torch
 from . import captions, classifier, data, features, metrics, mocap, planting, skeleton
 from .errors import UserError
 from .files import atomic_output
-from .keyframes import Keyframes
+from .keyframes import KEY_GAPS, Keyframes
 from .pipeline import BASELINE_METHOD, MotionRequest, Pipeline
 
-GAPS = (5, 10, 20, 40)
 EVAL_SPLIT = "eval"
 READ_INDEX_COLUMNS = {"file", "skeleton", "fps", "cmu_stated_fps", "tpose_frames", "split", "description"}
 METRICS_FILE, CONTACT_SHEET_FILE = "metrics.json", "contact_sheet.png"
@@ -75,7 +73,7 @@ class EvalOptions:
     samples: int = 1  # generated samples per in-betweening window and per adherence prompt
     steps: int = 50  # sampling steps, respaced (capped at the model's own; 0 = all of them)
     frames: int = 0  # window and generated length; 0 = the model's longest, at most skeleton.MAX_FRAMES
-    gaps: tuple = GAPS
+    gaps: tuple = KEY_GAPS  # keyed every 5-40 frames, as training keys its in-betweening windows
     methods: tuple | None = None  # in-betweening methods; None = every one the model supports
     prompts_per_category: int = 5
     guidance: float = 2.5  # classifier-free guidance of the text generations (in-betweening runs unprompted)
@@ -114,9 +112,7 @@ def read_eval_rows(data_dir):
     if not index.is_file():
         raise UserError(f"{data_dir} has no index.csv: give a folder laid out like shared/mocap/cmu (an index.csv "
                         f"with a `file` column, plus the BVH files it lists)")
-    with open(index, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = set(reader.fieldnames or ())
+    columns = mocap.index_columns(index)
     if "file" not in columns:
         raise UserError(f"{index} has no `file` column (columns: {sorted(columns)})")
     clips = mocap.read_index(index)
@@ -198,7 +194,9 @@ def inbetween_request(keys, frames, window_index, options, method="auto") -> Mot
 
 
 def inbetween_scores(real, keyed_frames, candidates):
-    """{"<name>_l2p", "<name>_keyframe_error", "<name>_seam_ratio"} lists for each candidate (name -> (S, T, 22, 3)).
+    """{metric: [one value per sample]} for the candidates (name -> (S, T, 22, 3)): "<name>_l2p" for every
+    candidate; "<name>_keyframe_error", "<name>_seam_ratio", "<name>_seam_vs_real" and "<name>_foot_skate" for every
+    candidate but "linear".
 
     Linear interpolation has no jerk between its keys, so its seam ratio means nothing: only its L2P is scored.
     """
@@ -281,8 +279,7 @@ def classifier_training_clips(mocap_dir, options, log):
     """The training data's real clips (`data.training_rows`, read by `data.load_joints`) whose description a caption
     rule knows, plus procedural clips, each with its category."""
     index = Path(mocap_dir) / "index.csv"
-    with open(index, newline="") as f:
-        columns = set(csv.DictReader(f).fieldnames or ())
+    columns = mocap.index_columns(index)
     if not READ_INDEX_COLUMNS <= columns:
         raise UserError(f"{index} lacks the columns {sorted(READ_INDEX_COLUMNS - columns)} that mark training rows; "
                         f"the adherence classifier needs a folder like shared/mocap/cmu (--classifier-data)")

@@ -18,6 +18,7 @@ from .errors import UserError
 UP = np.array([0.0, 1.0, 0.0])
 FACING = np.array([0.0, 0.0, 1.0])  # HumanML3D faces every pose's heading towards +Z
 HEADING_SMOOTHING_SIGMA = 20.0  # frames: the body forward is Gaussian-filtered before it defines the heading
+MIN_BONE_LENGTH = 1e-6  # metres: a bone shorter than this has no direction to measure
 
 
 def _rotation_parents():
@@ -88,7 +89,7 @@ def canonicalize(joints):
     The motion is moved onto the reference skeleton, put on the floor (lowest joint of the clip at y = 0), its first
     frame's root moved to XZ = 0 and turned to face +Z. This is HumanML3D's `new_joints` up to the dropped last frame.
     """
-    joints = uniform_skeleton(_check_joints(joints))
+    joints = uniform_skeleton(check_joints(joints))
     joints[..., 1] -= joints[..., 1].min()
     joints -= joints[0, 0] * np.array([1.0, 0.0, 1.0])
     r_hip, l_hip, r_shoulder, l_shoulder = skeleton.FACE_JOINTS
@@ -108,16 +109,12 @@ def uniform_skeleton(joints):
     The official code runs swing-only IK, then FK with the reference offsets. Along every chain the root rotation and
     each parent's swing cancel, so FK puts each bone along its own direction at the reference length; we compute
     that directly, without the detour through quaternions. The root trajectory scales by the ratio of leg lengths
-    (the bones ending at `skeleton.LEG_SCALE_JOINTS`, measured in the first frame).
+    (the bones ending at `skeleton.LEG_SCALE_JOINTS`, measured in the first frame). Every bone needs a length:
+    pass the joints through `check_joints` first.
     """
     parents = np.array(skeleton.PARENTS[1:])
     bones = joints[:, 1:] - joints[:, parents]  # (T, 21, 3)
     lengths = np.linalg.norm(bones, axis=-1)
-    if np.any(lengths <= 0):
-        frame, bone = np.argwhere(lengths <= 0)[0]
-        name, parent = skeleton.JOINT_NAMES[bone + 1], skeleton.JOINT_NAMES[parents[bone]]
-        raise UserError(f"joints {name!r} and {parent!r} coincide in frame {frame}: the bone between them has no "
-                        f"direction; fix the source skeleton or its joint mapping")
 
     # The official ratio sums |offset|.max() over the leg-scale bones; rest directions are unit axes, so that is
     # their length.
@@ -137,7 +134,7 @@ def features_from_canonical(positions, contact_threshold=skeleton.FOOT_CONTACT_V
     The blocks are relative to each frame's heading, but root height and contacts are taken as given: positions
     that are not on the floor or not at the HumanML3D scale give features outside the training distribution.
     """
-    positions = _check_joints(positions)
+    positions = check_joints(positions)
     root_quat = heading(positions)  # (T, 4)
     local_quat = inverse_kinematics(positions, root_quat)  # (T, 22, 4)
 
@@ -239,12 +236,23 @@ def _check_features(features):
     return features
 
 
-def _check_joints(joints):
+def check_joints(joints, min_frames=2):
+    """`joints` as float64 (T, 22, 3), or a UserError naming the problem: another shape or fewer than `min_frames`
+    frames (features need 2: T frames give T-1 rows), the first frame holding a NaN or inf, or the first two joints
+    that coincide (a bone shorter than MIN_BONE_LENGTH)."""
     joints = np.asarray(joints, dtype=np.float64)
     expected = (skeleton.NUM_JOINTS, 3)
-    if joints.ndim != 3 or joints.shape[1:] != expected or len(joints) < 2:
-        raise UserError(f"expected joint positions of shape (frames >= 2, {expected[0]}, 3), got {joints.shape}")
+    if joints.ndim != 3 or joints.shape[1:] != expected or len(joints) < min_frames:
+        raise UserError(f"expected joint positions of shape (frames >= {min_frames}, {expected[0]}, 3), "
+                        f"got {joints.shape}")
     if not np.all(np.isfinite(joints)):
         frame = np.argwhere(~np.isfinite(joints))[0][0]
         raise UserError(f"joint positions are not finite (NaN or inf) in frame {frame}")
+    parents = np.array(skeleton.PARENTS[1:])
+    lengths = np.linalg.norm(joints[:, 1:] - joints[:, parents], axis=-1)  # (T, 21)
+    if lengths.min() < MIN_BONE_LENGTH:
+        frame, bone = np.argwhere(lengths < MIN_BONE_LENGTH)[0]
+        name, parent = skeleton.JOINT_NAMES[bone + 1], skeleton.JOINT_NAMES[parents[bone]]
+        raise UserError(f"joints {name!r} and {parent!r} coincide in frame {frame}: the bone between them has no "
+                        f"direction; fix the source skeleton or its joint mapping")
     return joints

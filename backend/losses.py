@@ -26,7 +26,11 @@ def x0_mse(x0_hat, x0, valid):
 
 def joints_from_features(features):
     """[..., T, 263] raw features -> [..., T, 22, 3] global joints, differentiably (`features.features_to_joints`
-    in torch; the heading is a pure yaw, so every rotation is a 2D rotation of X and Z)."""
+    in torch; the heading is a pure yaw, so every rotation is a 2D rotation of X and Z).
+
+    `inpainting.joints_from_features` computes the same joints with quaternions; the two agree only to float
+    rounding (about 4e-6 m in float32, and their gradients differ likewise), and training must reproduce the shipped
+    weights bit for bit, so the loss keeps this arithmetic."""
     half_yaw = torch.cumsum(features[..., :-1, skeleton.ROOT_YAW_VELOCITY.start], dim=-1)  # [..., T-1]
     angle = 2 * torch.cat([torch.zeros_like(half_yaw[..., :1]), half_yaw], dim=-1)  # [..., T] heading of each frame
     cos, sin = torch.cos(angle), torch.sin(angle)

@@ -12,6 +12,9 @@ from .errors import UserError
 ASF_METRES = 0.056444  # one CMU ASF length unit in metres: (1.0 / 0.45) * 2.54 / 100 (CMU FAQ)
 CM_METRES = 0.01
 MIN_FRAMES = 2  # at 20 fps: the 263 features are per transition, so one frame makes none
+# The CMU folder of the shared data (index.csv and its BVH files), ../shared beside the repository: the default of
+# prepare-data and of the benchmarks.
+DEFAULT_MOCAP_DIR = Path(__file__).resolve().parents[2] / "shared" / "mocap" / "cmu"
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,12 @@ def read_index(index_csv):
         )
         for row in rows
     ]
+
+
+def index_columns(index_csv) -> set:
+    """The column names in the header of a mocap `index.csv`."""
+    with open(index_csv, newline="") as f:
+        return set(csv.DictReader(f).fieldnames or ())
 
 
 def _true_fps(row):

@@ -134,7 +134,8 @@ def on_reference_skeleton(keys: keyframes.Keyframes) -> keyframes.Keyframes:
     if not keys.joint_mask.all():
         return keys
     origin = keys.joints[0, 0] * np.array([1.0, 0.0, 1.0])
-    return keyframes.Keyframes(keys.frames, features.uniform_skeleton(keys.joints - origin) + origin, keys.joint_mask)
+    moved = features.check_joints(keys.joints - origin, min_frames=1)
+    return keyframes.Keyframes(keys.frames, features.uniform_skeleton(moved) + origin, keys.joint_mask)
 
 
 def check_keys_fit(keys: keyframes.Keyframes, frames: int):
@@ -255,20 +256,20 @@ class Pipeline:
                 "keyframe_error_unsnapped": unsnapped_error, "seconds_taken": round(time.perf_counter() - began, 3)}
         return MotionResult(joints.astype(np.float32), feats.astype(np.float32), meta)
 
-    def longest_frames(self, overlap=CHAIN_OVERLAP) -> int:
+    def longest_frames(self) -> int:
         """The longest clip `generate_long` makes: MAX_CHAIN_WINDOWS windows' worth of new frames."""
-        return MAX_CHAIN_WINDOWS * (self.loaded.frames["max_frames"] - overlap) + overlap
+        return MAX_CHAIN_WINDOWS * (self.loaded.frames["max_frames"] - CHAIN_OVERLAP) + CHAIN_OVERLAP
 
-    def generate_long(self, request: MotionRequest, progress=None, cancelled=None,
-                      overlap=CHAIN_OVERLAP) -> MotionResult:
+    def generate_long(self, request: MotionRequest, progress=None, cancelled=None) -> MotionResult:
         """Any length up to MAX_CHAIN_WINDOWS windows' worth, keyed or not: a clip longer than the model's window
         is sampled as a chain (`chain_windows`). Each window after the first is keyed on its sample's last
-        `overlap` frames so far and on the user's keys it reaches (`piece_keys`), and contributes the frames after
-        them; one request per sample from the second window on, since every sample continues its own motion."""
+        CHAIN_OVERLAP frames so far and on the user's keys it reaches (`piece_keys`), and contributes the frames
+        after them; one request per sample from the second window on, since every sample continues its own
+        motion."""
         window, min_frames, fps = (self.loaded.frames[k] for k in ("max_frames", "min_frames", "fps"))
         if request.frames <= window:
             return self.generate(request, progress, cancelled)
-        longest = self.longest_frames(overlap)
+        longest = self.longest_frames()
         if request.frames > longest:
             raise UserError(f"length {request.frames} frames ({request.frames / fps:.1f} s) is too long: chained "
                             f"generation reaches {longest} frames ({longest / fps:.1f} s)")
@@ -278,7 +279,7 @@ class Pipeline:
             check_keys_fit(request.keys, request.frames)
             keys = on_reference_skeleton(request.keys)  # once for the whole clip: every window keeps its scale
         key_frames = [] if keys is None else keys.frames
-        pieces = chain_windows(key_frames, request.frames, window, overlap, min_frames, fps)
+        pieces = chain_windows(key_frames, request.frames, window, CHAIN_OVERLAP, min_frames, fps)
         runs = 1 + (len(pieces) - 1) * request.samples
         report = lambda run: progress and (lambda done, total: progress(run * total + done, runs * total))
         empty = np.zeros((0, skeleton.NUM_JOINTS, 3))
@@ -300,7 +301,7 @@ class Pipeline:
                     unsnapped[s].extend(result.meta["keyframe_error_unsnapped"])
         joints = np.stack([m[:request.frames] for m in motions]).astype(np.float32)  # (S, T, 22, 3)
         feats = clip_features(joints)  # the windows' own features are each relative to their window
-        meta = {**first.meta, "frames": request.frames, "windows": len(pieces), "chain_overlap": overlap,
+        meta = {**first.meta, "frames": request.frames, "windows": len(pieces), "chain_overlap": CHAIN_OVERLAP,
                 "keyframe_error_unsnapped": [float(np.mean(e)) for e in unsnapped] if unsnapped else None}
         return MotionResult(joints, feats.astype(np.float32), meta)
 

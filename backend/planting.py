@@ -25,7 +25,7 @@ SMOOTHING = 1.0
 # (a keyed frame itself never moves).
 LOCK_BLEND = 3
 LEGS = tuple(tuple(skeleton.JOINT_INDEX[f"{side}_{part}"] for part in ("hip", "knee", "ankle", "foot"))
-             for side in ("left", "right"))
+             for side in skeleton.SIDES)
 
 
 def planted(features) -> np.ndarray:

@@ -19,8 +19,8 @@ from . import rotations as rot
 from .features import gaussian_filter1d
 
 FPS = skeleton.FPS
-LEFT, RIGHT = 0, 1
-SIDE_NAMES = ("left", "right")
+J = skeleton.JOINT_INDEX
+LEFT, RIGHT = 0, 1  # indices into skeleton.SIDES
 SIDE_SIGN = (1.0, -1.0)  # mirrors rotations about Y and Z (and x offsets) for the right side
 
 # Unit bone directions (parent -> joint) of a relaxed standing pose facing +Z, left side; right joints mirror
@@ -32,14 +32,14 @@ _LEFT_STANDING_DIRECTIONS = {
     "head": (0.0, 0.85, 0.5), "left_shoulder": (1.0, -0.05, 0.2), "left_elbow": (0.05, -1.0, -0.02),
     "left_wrist": (0.08, -1.0, 0.3),
 }
-LEG_JOINTS = ((4, 7, 10), (5, 8, 11))  # (knee, ankle, toe) of the left and right leg
-HIPS = (1, 2)
+HIPS = tuple(leg[0] for leg in planting.LEGS)  # left, right
+LEG_JOINTS = tuple(leg[1:] for leg in planting.LEGS)  # (knee, ankle, toe) of the left and right leg
 UPPER_BODY = tuple(j for j in range(1, skeleton.NUM_JOINTS) if j not in sum(LEG_JOINTS, ()))
 # Joints whose rotation turns the bone that ends at them (HumanML3D's convention): an "upper arm" rotation is
 # stored on the elbow joint, a "forearm" rotation on the wrist.
-UPPER_ARM = (18, 19)
-FOREARM = (20, 21)
-SPINE_LOWER, SPINE_MIDDLE, SPINE_UPPER, NECK, HEAD = 3, 6, 9, 12, 15
+UPPER_ARM = tuple(J[f"{side}_elbow"] for side in skeleton.SIDES)
+FOREARM = tuple(J[f"{side}_wrist"] for side in skeleton.SIDES)
+SPINE_LOWER, SPINE_MIDDLE, SPINE_UPPER, HEAD = (J[name] for name in ("spine1", "spine2", "spine3", "head"))
 
 
 def _standing_bones():
@@ -302,7 +302,7 @@ def turn(rng, max_frames, pad=False):
     body.root += rot.qrot(about("y", yaw), np.stack([shift, np.zeros(frames), np.zeros(frames)], -1))
     body.root[:, 1] -= rng.uniform(0.005, 0.02) * lifted.sum(0)
     body.rotations[0] = compose(about("y", yaw), body.rotations[0])
-    return finish(body, f"turn {SIDE_NAMES[side]} in place", (t > times[1]) & (t < times[-2]))
+    return finish(body, f"turn {skeleton.SIDES[side]} in place", (t > times[1]) & (t < times[-2]))
 
 
 def wave(rng, max_frames, pad=False):
@@ -323,7 +323,7 @@ def wave(rng, max_frames, pad=False):
     body.rotations[FOREARM[side]] = compose(about("z", sign * (bend * raised + swing * waving)),
                                             body.rotations[FOREARM[side]])
     body.rotations[HEAD] = compose(about("y", sign * np.radians(rng.uniform(0, 15)) * raised), body.rotations[HEAD])
-    return finish(body, f"wave {SIDE_NAMES[side]} hand", raised > 0)
+    return finish(body, f"wave {skeleton.SIDES[side]} hand", raised > 0)
 
 
 def _lower_and_rise(rng, max_frames, pad, hold):

@@ -49,7 +49,8 @@ import numpy as np
 from . import metrics, skeleton
 from .errors import UserError
 from .features import gaussian_filter1d
-from .rotations import matrix_to_quaternion, qbetween, qfix, qrot, quaternion_to_matrix
+from .rotations import (axis_angle_to_quaternion, matrix_to_quaternion, qbetween, qfix, qrot, quaternion_to_matrix,
+                        unit)
 
 J = skeleton.JOINT_INDEX
 ROOT_MODES = ("motion", "in_place", "root_bone")
@@ -62,7 +63,7 @@ SEGMENT_ENDS = {
     "spine2": ("spine3", "neck", "head"),
     "spine3": ("neck", "head"),
     "neck": ("head",),
-    **{f"{side}_{a}": (f"{side}_{b}",) for side in ("left", "right") for a, b in (
+    **{f"{side}_{a}": (f"{side}_{b}",) for side in skeleton.SIDES for a, b in (
         ("hip", "knee"), ("knee", "ankle"), ("ankle", "foot"),
         ("collar", "shoulder"), ("shoulder", "elbow"), ("elbow", "wrist"))},
 }
@@ -134,7 +135,6 @@ class Retargeted:
     locations: np.ndarray  # (T, M, 3)
     held_bones: tuple  # unmapped bones above mapped ones (LowerBack, spine.005, ...): the result assumes them at
     # rest, so key or reset them to rest too (other unmapped bones, e.g. fingers, may keep their animation)
-    matrices: np.ndarray  # (T, N, 4, 4) posed `pose_bone.matrix` of `bones` (armature space, location included)
     joints: np.ndarray  # (T, 22, 3) world positions of the rig's joints (NaN where a joint has no bone)
     placement: np.ndarray  # (4, 4) motion (Blender axes: joints @ HML_TO_BLENDER.T) -> world: scale, turn, offset
     scale: float  # rig leg length / motion leg length
@@ -157,7 +157,7 @@ def bone_rest_matrix(head, tail, roll=0.0):
     else:  # pointing along -Y: 180 degrees about Z
         bone = np.diag([-1.0, -1.0, 1.0])
     matrix = np.eye(4)
-    matrix[:3, :3] = _axis_angle_matrix(np.array([x, y, z]), roll) @ bone
+    matrix[:3, :3] = quaternion_to_matrix(axis_angle_to_quaternion(np.array([x, y, z]), roll)) @ bone
     matrix[:3, 3] = head
     return matrix
 
@@ -227,9 +227,6 @@ def retarget(joints, rig: RigDescription, bone_map: dict, root_mode="motion", ro
     to_armature = np.linalg.inv(rig.world)
     travel = pelvis @ to_armature[:3, :3].T + to_armature[:3, 3] - heads[:, bone_of[0]]  # (T, 3) armature space
     location_bones, locations = _root_locations(rig, root, travel, root_mode, root_bone)
-    matrices = np.tile(np.eye(4), (len(motion), len(keyed), 1, 1))
-    matrices[:, :, :3, :3] = bone_change[:, keyed] @ rest_rot[keyed]
-    matrices[:, :, :3, 3] = heads[:, keyed] + travel[:, None]
     posed = np.full(motion.shape, np.nan)
     posed[:, mapped] = offsets + pelvis[:, None]
     above = {a for b in keyed for a in _ancestors(rig, b)}
@@ -239,7 +236,6 @@ def retarget(joints, rig: RigDescription, bone_map: dict, root_mode="motion", ro
         location_bones=location_bones,
         locations=locations,
         held_bones=tuple(rig.names[b] for b in rig.order() if b in above and b not in keyed),
-        matrices=matrices,
         joints=posed,
         placement=placement,
         scale=float(scale),
@@ -386,7 +382,7 @@ def _fill_missing(heads, mapped):
         "head": chest + 0.4 * (chest - rest[0]),
     }
     forward = _facing(rest)
-    for side in ("left", "right"):
+    for side in skeleton.SIDES:
         stand_ins[f"{side}_collar"] = (chest + rest[J[f"{side}_shoulder"]]) / 2
         stand_ins[f"{side}_foot"] = rest[J[f"{side}_ankle"]] + 0.1 * _leg_length(rest) * forward
     for name, position in stand_ins.items():
@@ -397,10 +393,10 @@ def _fill_missing(heads, mapped):
 
 def _second_axes(p):
     """(..., 22, 3) the twist-fixing axis of every joint's segment, from joint positions p (..., 22, 3), Z-up."""
-    hips = _unit(p[..., J["left_hip"], :] - p[..., J["right_hip"], :])
-    shoulders = _unit(p[..., J["left_shoulder"], :] - p[..., J["right_shoulder"], :])
-    up = _unit((p[..., J["left_shoulder"], :] + p[..., J["right_shoulder"], :]
-                - p[..., J["left_hip"], :] - p[..., J["right_hip"], :]))
+    hips = unit(p[..., J["left_hip"], :] - p[..., J["right_hip"], :])
+    shoulders = unit(p[..., J["left_shoulder"], :] - p[..., J["right_shoulder"], :])
+    up = unit((p[..., J["left_shoulder"], :] + p[..., J["right_shoulder"], :]
+               - p[..., J["left_hip"], :] - p[..., J["right_hip"], :]))
     axes = np.zeros(p.shape)  # leaves (head, toes, wrists) have no segment and keep zeros
     for name in ("pelvis", "spine1"):
         axes[..., J[name], :] = hips
@@ -434,8 +430,8 @@ def _hinge(upper, lower, neutral_direction, neutral_hinge):
     first frame's with the default), so a limb that hyperextends a little or twists while bent never flips its
     axis round: the lower bone turns about it by a negative angle instead.
     """
-    bend = np.cross(_unit(upper), _unit(lower))  # |bend| = sin(bend angle)
-    default = _unit(qrot(qbetween(neutral_direction, upper), neutral_hinge))
+    bend = np.cross(unit(upper), unit(lower))  # |bend| = sin(bend angle)
+    default = unit(qrot(qbetween(neutral_direction, upper), neutral_hinge))
     weight = HINGE_BLEND * np.maximum(1 - np.linalg.norm(bend, axis=-1, keepdims=True) / HINGE_EXACT, 0) ** 2
     bend, default, weight = (np.reshape(x, (-1, x.shape[-1])) for x in (bend, default, weight))  # frames first
     axes = np.empty_like(bend)
@@ -447,8 +443,8 @@ def _hinge(upper, lower, neutral_direction, neutral_hinge):
 
 def _frame(direction, axis):
     """(..., 3, 3) rotation with columns (x, y, z): y along `direction`, x the part of `axis` across it."""
-    y = _unit(direction)
-    x = _unit(axis - (axis * y).sum(-1, keepdims=True) * y)
+    y = unit(direction)
+    x = unit(axis - (axis * y).sum(-1, keepdims=True) * y)
     return np.stack([x, y, np.cross(x, y)], axis=-1)
 
 
@@ -531,7 +527,7 @@ def _root_locations(rig, bone, travel, root_mode, root_bone):
         return (rig.names[bone],), (travel @ rest_rot[bone])[:, None]
     root = _root_bone(rig, bone, root_bone)
     # Horizontal is the world's XY plane; in armature space that is what the world matrix maps there.
-    up = _unit(np.linalg.inv(rig.world)[:3, :3] @ [0.0, 0.0, 1.0])
+    up = unit(np.linalg.inv(rig.world)[:3, :3] @ [0.0, 0.0, 1.0])
     horizontal = travel - (travel @ up)[:, None] * up
     return (rig.names[root], rig.names[bone]), np.stack([horizontal @ rest_rot[root],
                                                          (travel - horizontal) @ rest_rot[bone]], axis=1)
@@ -562,7 +558,7 @@ def _root_bone(rig, pelvis_bone, name):
 def _leg_length(p):
     """Mean of both legs' hip-knee-ankle lengths, (...)."""
     return sum(np.linalg.norm(p[..., J[f"{s}_{a}"], :] - p[..., J[f"{s}_{b}"], :], axis=-1)
-               for s in ("left", "right") for a, b in (("hip", "knee"), ("knee", "ankle"))) / 2
+               for s in skeleton.SIDES for a, b in (("hip", "knee"), ("knee", "ankle"))) / 2
 
 
 def _facing(p):
@@ -579,19 +575,7 @@ def _yaw_matrix(forward):
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _axis_angle_matrix(axis, angle):
-    x, y, z = axis
-    c, s, t = np.cos(angle), np.sin(angle), 1 - np.cos(angle)
-    return np.array([[t * x * x + c, t * x * y - s * z, t * x * z + s * y],
-                     [t * x * y + s * z, t * y * y + c, t * y * z - s * x],
-                     [t * x * z - s * y, t * y * z + s * x, t * z * z + c]])
-
-
 def _orthonormal(m):
     """The rotation nearest to each (..., 3, 3) matrix (drops scale and shear)."""
     u, _, vt = np.linalg.svd(m)
     return u @ vt
-
-
-def _unit(v):
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)

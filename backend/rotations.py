@@ -9,8 +9,9 @@ import numpy as np
 IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
 
 
-def qnormalize(q):
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+def unit(v):
+    """Each vector (..., n) (a direction or a quaternion) scaled to length 1."""
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
 def qinv(q):
@@ -68,8 +69,7 @@ def axis_angle_to_quaternion(axis, angle):
     """Rotation by `angle` radians about `axis` (..., 3, any length)."""
     axis = np.asarray(axis, dtype=np.result_type(axis, angle, np.float32))
     half = 0.5 * np.asarray(angle, dtype=axis.dtype)[..., None]
-    unit = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
-    return np.concatenate([np.cos(half), np.sin(half) * unit], axis=-1)
+    return np.concatenate([np.cos(half), np.sin(half) * unit(axis)], axis=-1)
 
 
 def quaternion_to_matrix(q):
@@ -104,7 +104,7 @@ def matrix_to_quaternion(m):
     best = np.argmax(root, axis=-1)[..., None, None]
     q = np.take_along_axis(candidates, best, axis=-2)[..., 0, :]
     q = q / np.take_along_axis(2 * root, best[..., 0], axis=-1)
-    return qnormalize(np.where(q[..., :1] < 0, -q, q))
+    return unit(np.where(q[..., :1] < 0, -q, q))
 
 
 def quaternion_to_cont6d(q):

@@ -17,6 +17,7 @@ JOINT_NAMES = (
 NUM_JOINTS = len(JOINT_NAMES)
 JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
 PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
+SIDES = ("left", "right")  # the prefixes of the sided joint names, in every left-then-right pair
 
 # Five chains from a branching joint to a leaf: right leg, left leg, spine to head, right arm, left arm.
 KINEMATIC_CHAIN = (

@@ -12,12 +12,22 @@ from .captions import sides_named
 from .errors import UserError
 
 CLIP_CONTEXT = 77  # CLIP's position table; shorter token rows are zero-padded to it
+HUMANML_CLIP_CONTEXT = 22  # the official HumanML3D/KIT models' tokens: 20 words + start + end
 
 
 def clip_context_length(dataset: str) -> int:
-    """The official HumanML3D/KIT models tokenise to 20 words + start + end (an over-long prompt is cut and still
-    ends in EOT), then zero-pad to 77; other datasets use CLIP's full 77."""
-    return 22 if dataset in ("humanml", "kit") else CLIP_CONTEXT
+    """The official HumanML3D/KIT models tokenise to HUMANML_CLIP_CONTEXT tokens (an over-long prompt is cut and
+    still ends in EOT), then zero-pad to CLIP_CONTEXT; other datasets use CLIP's full CLIP_CONTEXT."""
+    return HUMANML_CLIP_CONTEXT if dataset in ("humanml", "kit") else CLIP_CONTEXT
+
+
+def clip_tokens(prompts: list[str], context_length=HUMANML_CLIP_CONTEXT) -> torch.Tensor:
+    """[B, CLIP_CONTEXT] CLIP tokens as the official models feed them: `context_length` tokens (an over-long prompt
+    cut, still ending in EOT), zeros after."""
+    import clip
+
+    tokens = clip.tokenize(prompts, context_length=context_length, truncate=True)  # [B, ctx]
+    return F.pad(tokens, (0, CLIP_CONTEXT - context_length))
 
 
 class TextEncoder:
@@ -55,7 +65,7 @@ class ClipTextEncoder(TextEncoder):
 
     kind = "clip"
 
-    def __init__(self, clip_model, context_length=22, cache_size=1024):
+    def __init__(self, clip_model, context_length=HUMANML_CLIP_CONTEXT, cache_size=1024):
         import clip
 
         super().__init__(cache_size)
@@ -65,7 +75,7 @@ class ClipTextEncoder(TextEncoder):
         self.dim = clip_model.text_projection.shape[1]
 
     @classmethod
-    def from_file(cls, path, device="cpu", context_length=22):
+    def from_file(cls, path, device="cpu", context_length=HUMANML_CLIP_CONTEXT):
         """CLIP ViT-B/32 from a local file (`ViT-B-32.pt`, the file `clip.load('ViT-B/32')` downloads); never
         downloads."""
         path = Path(path)
@@ -81,10 +91,7 @@ class ClipTextEncoder(TextEncoder):
         return cls(model, context_length)
 
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
-        import clip
-
-        tokens = clip.tokenize(prompts, context_length=self.context_length, truncate=True)  # [B, ctx]
-        return F.pad(tokens, (0, CLIP_CONTEXT - self.context_length))  # [B, 77], zeros after the context
+        return clip_tokens(prompts, self.context_length)  # [B, 77], zeros after the context
 
     @torch.no_grad()
     def _encode_batch(self, prompts):

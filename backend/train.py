@@ -23,6 +23,7 @@ from .checkpoints import save_folder
 from .data import TrainingSet
 from .diffusion import make_schedule, q_sample
 from .errors import UserError
+from .files import atomic_output
 from .model import MDM, MDMConfig
 
 
@@ -245,8 +246,7 @@ def train(cfg: TrainConfig, stop_after=None, log=print):
 
 def _save_state(path, model, optimizer, ema, step, elapsed, cfg):
     """Everything resume needs, written atomically (tensors and plain data only: loads with weights_only)."""
-    tmp = path.with_suffix(".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema.shadow,
-                "step": step, "elapsed_s": elapsed, "config": asdict(cfg)}, tmp)
-    os.replace(tmp, path)
+    # Through an open file: given a path, torch.save names the archive's records after the (random) temporary file.
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema.shadow,
+                    "step": step, "elapsed_s": elapsed, "config": asdict(cfg)}, f)

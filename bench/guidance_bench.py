@@ -20,13 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backend import captions, evaluate  # noqa: E402
+from backend.mocap import DEFAULT_MOCAP_DIR  # noqa: E402
 from backend.pipeline import Pipeline  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="model folder or .pt (default: the embedded model)")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "mocap" / "cmu"))
+    parser.add_argument("--data", default=str(DEFAULT_MOCAP_DIR))
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.5, 2.5, 4.0, 6.0])
     parser.add_argument("--prompts", type=int, default=6, help="training sentences per category")
     parser.add_argument("--seed", type=int, default=0)

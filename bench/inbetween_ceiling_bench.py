@@ -24,11 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backend import data, evaluate, features, skeleton  # noqa: E402
-from backend.evaluate import GAPS  # noqa: E402
-from backend.keyframes import yaw_matrix  # noqa: E402
+from backend.keyframes import KEY_GAPS, yaw_matrix  # noqa: E402
+from backend.mocap import DEFAULT_MOCAP_DIR  # noqa: E402
 from inbetween_samples_bench import l2p_root_pose  # noqa: E402
 
-SHORTEST_CLIP = 40  # frames; a shorter clip gives no window to score (room for one 40-frame gap)
+SHORTEST_CLIP = max(KEY_GAPS)  # frames; a shorter clip gives no window to score (room for one gap of the longest)
 
 
 class DepartureNet(nn.Module):
@@ -45,7 +45,7 @@ class DepartureNet(nn.Module):
         # Positions about the linear root's ground point, so the net never sees where on the floor the clip is.
         ground = linear[:, :, :1] * torch.tensor([1.0, 0.0, 1.0])
         x = torch.cat([(linear - ground).flatten(2), key_mask[..., None],
-                       torch.full_like(key_mask[..., None], gap / max(GAPS))], -1)  # (B, T, 68)
+                       torch.full_like(key_mask[..., None], gap / max(KEY_GAPS))], -1)  # (B, T, 68)
         h = self.inp(x.transpose(1, 2))  # (B, width, T)
         for block in self.blocks:
             h = h + block(h)
@@ -64,7 +64,7 @@ def keyed_batch(windows, gap):
 
 def training_batch(clips, size, rng):
     """Random windows of one random length, canonicalised and turned to a random heading, and a random gap."""
-    length, gap = int(rng.integers(60, 121)), int(rng.choice(GAPS))
+    length, gap = int(rng.integers(60, 121)), int(rng.choice(KEY_GAPS))
     pool = [c for c in clips if len(c) >= length]
     windows = []
     for _ in range(size):
@@ -100,7 +100,7 @@ def train(clips, steps, rng, lr=5e-4, log_every=500):
 @torch.no_grad()
 def score(net, windows, name):
     print(f"{name}: {len(windows)} windows; metres: L2P / root / pose about the root")
-    for gap in GAPS:
+    for gap in KEY_GAPS:
         linear, learned = [], []
         for real in windows:
             keyed = evaluate.regular_keys(len(real), gap)
@@ -114,7 +114,7 @@ def score(net, windows, name):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "mocap" / "cmu"))
+    parser.add_argument("--data", default=str(DEFAULT_MOCAP_DIR))
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)

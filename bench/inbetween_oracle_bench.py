@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO))
 
 from backend import data, evaluate, features  # noqa: E402
 from backend.keyframes import fit_yaw_translation  # noqa: E402
-
-SHORTEST_CLIP = 40  # frames, as in bench/inbetween_ceiling_bench.py
+from backend.mocap import DEFAULT_MOCAP_DIR  # noqa: E402
+from inbetween_ceiling_bench import SHORTEST_CLIP  # noqa: E402
 
 
 def score_gap(clips, before, after, real_between):
@@ -52,7 +52,7 @@ def score_gap(clips, before, after, real_between):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "mocap" / "cmu"))
+    parser.add_argument("--data", default=str(DEFAULT_MOCAP_DIR))
     parser.add_argument("--gaps", type=int, nargs="+", default=[10, 20, 40])
     args = parser.parse_args()
     joints = [data.load_joints(row)[0] for row in data.training_rows(Path(args.data))]
@@ -72,7 +72,8 @@ def main():
                     continue  # no frame between the keys
                 oracle, matched = score_gap(clips, real[a], real[b], real[a + 1:b])
                 linear_error = np.linalg.norm(linear[a + 1:b] - real[a + 1:b], axis=-1).mean()
-                per_clip.setdefault("/".join(row.path.parts[-2:]), []).append((b - a - 1, linear_error, oracle, matched))
+                gaps_of_clip = per_clip.setdefault("/".join(row.path.parts[-2:]), [])
+                gaps_of_clip.append((b - a - 1, linear_error, oracle, matched))
         for name, gaps in [*per_clip.items(), ("all", sum(per_clip.values(), []))]:
             frames = np.array([g[0] for g in gaps], float)
             lin, orc, mat = (np.average([g[i] for g in gaps], weights=frames) for i in (1, 2, 3))

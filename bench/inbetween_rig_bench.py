@@ -24,14 +24,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import blender_util  # noqa: E402  (tests/ helpers: build, install and enable the extension, add the metarig)
-from backend import data, metrics, mocap, skeleton  # noqa: E402
+from backend import evaluate, metrics, skeleton  # noqa: E402
 from backend.errors import UserError  # noqa: E402
 from backend.files import atomic_output  # noqa: E402
+from backend.pipeline import DEFAULT_CHECKPOINT  # noqa: E402
 from conftest import MOCAP_DIR  # noqa: E402
 
 GAP = 20  # frames between kept keys (1 s at 20 fps)
 FIRST_FRAME = 1  # the scene frame the bake starts at
-EMBEDDED_MODEL = REPO / "backend" / "default_model"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -39,24 +39,17 @@ EMBEDDED_MODEL = REPO / "backend" / "default_model"
 # ---------------------------------------------------------------------------------------------------------------
 
 def eval_windows(mocap_dir, frames, start_s):
-    """[(name, (F, 22, 3) joints)]: one window per `eval` clip, F = `frames` or, for a shorter clip, the longest
-    length of the form GAP * k + 1 that fits (so the last frame is a key); it starts `start_s` in, or earlier
-    where the clip ends sooner."""
-    index = Path(mocap_dir) / "index.csv"
-    if not index.is_file():
-        raise UserError(f"{index} not found: --mocap must be a folder with an index.csv like shared/mocap/cmu")
-    rows = [row for row in mocap.read_index(index) if row.split == "eval"]
-    if not rows:
-        raise UserError(f"{index} has no row with split 'eval'")
+    """[(name, (F, 22, 3) joints)]: one window per clip `evaluate` reads (`evaluate.read_eval_rows`,
+    `evaluate.load_eval_clips`), F = `frames` or, for a shorter clip, the longest length of the form GAP * k + 1
+    that fits (so the last frame is a key); it starts `start_s` in, or earlier where the clip ends sooner."""
     windows = []
-    for row in rows:
-        joints, _tilt = data.load_joints(row)
+    for row, joints in evaluate.load_eval_clips(evaluate.read_eval_rows(mocap_dir), print):
         length = min(frames, (len(joints) - 1) // GAP * GAP + 1)
         if length < 2 * GAP + 1:
             print(f"skipping {row.path.name}: {len(joints)} frames, fewer than two gaps of {GAP}")
             continue
         start = min(round(start_s * skeleton.FPS), len(joints) - length)
-        windows.append((row.path.relative_to(index.parent).as_posix(), joints[start:start + length]))
+        windows.append((row.path.relative_to(mocap_dir).as_posix(), joints[start:start + length]))
     return windows
 
 
@@ -205,8 +198,8 @@ def format_table(results, mean):
 
 def check_args(args):
     """UserError for arguments the benchmark cannot run with (before anything slow starts)."""
-    if args.checkpoint is None and not (EMBEDDED_MODEL / "config.json").is_file():
-        raise UserError(f"the embedded model is missing ({EMBEDDED_MODEL}/config.json): pass --checkpoint")
+    if args.checkpoint is None and not (DEFAULT_CHECKPOINT / "config.json").is_file():
+        raise UserError(f"the embedded model is missing ({DEFAULT_CHECKPOINT}/config.json): pass --checkpoint")
     if args.checkpoint is not None and not args.checkpoint.exists():
         raise UserError(f"--checkpoint {args.checkpoint} does not exist")
     if args.frames < 2 * GAP + 1 or (args.frames - 1) % GAP:
@@ -220,7 +213,7 @@ def check_args(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path,
-                        help=f"model folder or official .pt (default: the embedded model, {EMBEDDED_MODEL})")
+                        help=f"model folder or official .pt (default: the embedded model, {DEFAULT_CHECKPOINT})")
     parser.add_argument("--mocap", type=Path, default=MOCAP_DIR, help="mocap folder with index.csv")
     parser.add_argument("--frames", type=int, default=5 * GAP + 1, help="window length (GAP * k + 1)")
     parser.add_argument("--start", type=float, default=3.0, help="seconds into each clip the window starts")
@@ -239,7 +232,7 @@ def main(argv=None):
     mean = mean_row(results)
     print(format_table(results, mean))
     if args.json:
-        model = str(args.checkpoint.resolve()) if args.checkpoint else f"embedded ({EMBEDDED_MODEL})"
+        model = str(args.checkpoint.resolve()) if args.checkpoint else f"embedded ({DEFAULT_CHECKPOINT})"
         with atomic_output(args.json) as tmp:
             tmp.write_text(json.dumps({"model": model, "gap": GAP, "frames": args.frames, "start_s": args.start,
                                        "seed": args.seed, "clips": results,

@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from backend import evaluate, metrics  # noqa: E402
 from backend.keyframes import Keyframes  # noqa: E402
+from backend.mocap import DEFAULT_MOCAP_DIR  # noqa: E402
 from backend.pipeline import Pipeline  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def l2p_root_pose(motion, real, keyed):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="model folder or .pt (default: the embedded model)")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "mocap" / "cmu"))
+    parser.add_argument("--data", default=str(DEFAULT_MOCAP_DIR))
     parser.add_argument("--gaps", type=int, nargs="+", default=[10, 20, 40])
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)

@@ -39,18 +39,18 @@ def kept_ratios(pipe: Pipeline, data: TrainingSet, index, samples):
     """[ratio of x0_hat at each of STEPS..., ratio of the samples] for training window `index`."""
     raw = data.dataset.window(index)  # (F, 263) features
     truth = metrics.pose_speed(features_to_joints(raw))
-    config, loaded = pipe.config, pipe.loaded
-    x0 = torch.from_numpy((raw - loaded.mean) / loaded.std).float().T[None, :, None, :]  # [1, 263, 1, F]
+    config, loaded, device = pipe.config, pipe.loaded, pipe.device
+    x0 = torch.from_numpy((raw - loaded.mean) / loaded.std).float().T[None, :, None, :].to(device)  # [1, 263, 1, F]
     caption = str(data.caption_table[data.caption_index[index, 0]])
     cond = {"text_embed": pipe.encode_text(caption)}
     schedule = make_schedule(config.diffusion_steps, config.noise_schedule)
     generator = torch.Generator().manual_seed(index)
     ratios = []
     for step in STEPS:
-        t = torch.tensor([min(step, schedule.num_steps - 1)])
-        x_t = q_sample(schedule, x0, t, torch.randn(x0.shape, generator=generator))
+        t = torch.tensor([min(step, schedule.num_steps - 1)], device=device)
+        x_t = q_sample(schedule, x0, t, torch.randn(x0.shape, generator=generator).to(device))  # noise drawn on the CPU
         with torch.no_grad():
-            x0_hat = loaded.model(x_t, t, cond)[0, :, 0].T.numpy() * loaded.std + loaded.mean  # (F, 263)
+            x0_hat = loaded.model(x_t, t, cond)[0, :, 0].T.cpu().numpy() * loaded.std + loaded.mean  # (F, 263)
         ratios.append(metrics.pose_speed(features_to_joints(x0_hat)) / truth)
     result = pipe.generate(MotionRequest(text=caption, frames=len(raw), samples=samples, seed=index, guidance=2.5,
                                          plant_feet=False))

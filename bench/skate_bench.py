@@ -18,7 +18,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import blender_util  # noqa: E402  (tests/ helpers: real rigs)
 import test_retarget_blender as real_rigs  # noqa: E402
-from backend import bone_maps, metrics, mocap, skeleton  # noqa: E402
+from backend import bone_maps, evaluate, metrics, mocap, skeleton  # noqa: E402
 from backend.retarget import retarget, to_motion_frame  # noqa: E402
 from conftest import MOCAP_DIR  # noqa: E402
 
@@ -29,8 +29,8 @@ def clips():
     """{name: (T, 22, 3) joints at 20 fps, floor at y = 0}: the benchmark clip, then every eval clip."""
     joints = {"135_04 (benchmark)": mocap.load_clip(BENCHMARK, fps=120, skip=4).joints[:200]}
     seen = set()
-    for clip in mocap.read_index(MOCAP_DIR / "index.csv"):
-        if clip.split == "eval" and clip.path not in seen:
+    for clip in evaluate.read_eval_rows(MOCAP_DIR):
+        if clip.path not in seen:
             seen.add(clip.path)
             joints[clip.path.stem] = mocap.load_clip(clip.path, fps=clip.fps, skip=clip.tpose_frames,
                                                      family=clip.family).joints

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from backend import classifier, evaluate, features, metrics, procedural
+from backend.keyframes import KEY_GAPS
 from backend.errors import UserError
 from conftest import MOCAP_DIR, REPO
 
-GAPS = evaluate.GAPS
 # A small mocap folder for the subprocess run: two short eval walks and a few short training clips (one per
 # category present), so the run stays a smoke test.
 SMALL_EVAL = ("przestr/03_01.bvh", "przestr/03_02.bvh")
@@ -39,7 +39,7 @@ def test_eval_rows_are_the_eval_split():
 
 def test_linear_l2p_grows_with_the_gap_and_holds_its_keys(windows):
     l2p = []
-    for gap in GAPS:
+    for gap in KEY_GAPS:
         scores = []
         for real in windows:
             keyed = evaluate.regular_keys(len(real), gap)
@@ -51,7 +51,7 @@ def test_linear_l2p_grows_with_the_gap_and_holds_its_keys(windows):
                 np.testing.assert_allclose(linear[int(middle)], (real[keyed[0]] + real[keyed[1]]) / 2)
             scores.append(metrics.inbetween_l2p(linear, real, keyed))
         l2p.append(np.mean(scores))
-    print("linear L2P (m) at gaps", dict(zip(GAPS, np.round(l2p, 4))))
+    print("linear L2P (m) at gaps", dict(zip(KEY_GAPS, np.round(l2p, 4))))
     assert l2p[0] > 0
     assert np.all(np.diff(l2p) > 0)
 
@@ -214,7 +214,7 @@ def test_evaluate_cli_prints_one_json_object_and_writes_the_report(tmp_path, tin
     plausibility_keys = {"foot_skate", "jitter", "penetration", "bone_length_std", "root_speed", "pose_speed"}
     assert set(report["plausibility"]) == {"generated", "generated_unplanted", "real"}
     assert all(set(v) == plausibility_keys for v in report["plausibility"].values())
-    assert set(report["inbetween"]) == {str(g) for g in GAPS}
+    assert set(report["inbetween"]) == {str(g) for g in KEY_GAPS}
     methods = report["settings"]["methods"]
     assert report["settings"]["model_method"] == "keyframe" and "repaint" in methods
     for row in report["inbetween"].values():

@@ -6,7 +6,7 @@ from backend import rotations as rot
 
 
 def random_quaternions(rng, shape):
-    return rot.qnormalize(rng.normal(size=shape + (4,)))
+    return rot.unit(rng.normal(size=shape + (4,)))
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
 """`convert IN.bvh OUT.npz`: a BVH clip -> 22 joints at 20 fps (metres, Y-up) and the 263 HumanML3D features."""
-import json
 import sys
 
 import numpy as np
@@ -8,6 +7,7 @@ from .. import skeleton
 from ..features import joints_to_features
 from ..files import atomic_output
 from ..mocap import FAMILIES, load_clip
+from .common import write_motion_npz
 
 
 def add_arguments(parser):
@@ -29,8 +29,6 @@ def run(args):
         "frames": len(clip.joints), "units": "metres, Y-up",
     }
     with atomic_output(args.output) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, joints=clip.joints.astype(np.float32), features=features.astype(np.float32),
-                     meta=np.array(json.dumps(meta)))
+        write_motion_npz(tmp, clip.joints.astype(np.float32), features.astype(np.float32), meta)
     print(f"wrote {args.output}: {len(clip.joints)} frames at {skeleton.FPS} fps from {clip.family} "
           f"({clip.source_frames} frames at {clip.source_fps:g} fps)", file=sys.stderr)

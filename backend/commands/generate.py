@@ -20,7 +20,7 @@ def add_arguments(parser):
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     parser.add_argument("--clip", help="CLIP ViT-B/32 weights file (official text models)")
     parser.add_argument("--out", required=True, help="output .npz")
-    parser.add_argument("--bvh", help="also write sample 0 (or --bvh-sample) as a BVH")
+    parser.add_argument("--bvh", help="also write sample 0 as a BVH")
 
 
 def run(args):

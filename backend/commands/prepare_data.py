@@ -2,22 +2,28 @@
 import time
 from pathlib import Path
 
+from ..data import CAPTIONS_PER_WINDOW, PROCEDURAL_SHARE, Windowing
+from ..mocap import DEFAULT_MOCAP_DIR
 from ..procedural import GENERATORS
 
-DEFAULT_MOCAP = Path(__file__).resolve().parents[3] / "shared" / "mocap" / "cmu"  # ../shared beside the repo
+DEFAULT_WINDOWING = Windowing()
 
 
 def add_arguments(parser):
-    parser.add_argument("--mocap", type=Path, default=DEFAULT_MOCAP,
+    parser.add_argument("--mocap", type=Path, default=DEFAULT_MOCAP_DIR,
                         help="folder with index.csv and the BVH files (default: %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (dataset.npz, Mean.npy, ...)")
-    parser.add_argument("--window", type=int, default=120, help="longest window in frames at 20 fps")
-    parser.add_argument("--stride", type=int, default=20, help="frames between window starts")
-    parser.add_argument("--min-length", type=int, default=16, help="shortest window (and clip) kept, frames")
-    parser.add_argument("--shorter", type=int, default=1, help="random shorter windows per full window")
-    parser.add_argument("--procedural-share", type=float, default=0.2,
+    parser.add_argument("--window", type=int, default=DEFAULT_WINDOWING.window,
+                        help="longest window in frames at 20 fps")
+    parser.add_argument("--stride", type=int, default=DEFAULT_WINDOWING.stride, help="frames between window starts")
+    parser.add_argument("--min-length", type=int, default=DEFAULT_WINDOWING.min_length,
+                        help="shortest window (and clip) kept, frames")
+    parser.add_argument("--shorter", type=int, default=DEFAULT_WINDOWING.shorter,
+                        help="random shorter windows per full window")
+    parser.add_argument("--procedural-share", type=float, default=PROCEDURAL_SHARE,
                         help="fraction of all frames that are procedural (idle, turn, wave, crouch, sit)")
-    parser.add_argument("--captions-per-window", type=int, default=8, help="paraphrases stored per window")
+    parser.add_argument("--captions-per-window", type=int, default=CAPTIONS_PER_WINDOW,
+                        help="paraphrases stored per window")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--files", nargs="+", metavar="PATH", help="only these index.csv paths (train rows)")
     parser.add_argument("--limit", type=int, help="only the first N training clips")
@@ -38,7 +44,7 @@ def padded_categories(named):
 
 
 def run(args):
-    from ..data import Windowing, prepare, write
+    from ..data import prepare, write
 
     started = time.perf_counter()
     windowing = Windowing(args.window, args.stride, args.min_length, args.shorter)
