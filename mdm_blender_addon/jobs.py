@@ -3,7 +3,9 @@
 bpy-free, so tests tick it directly. The modal operator (operators.py) calls `tick()` from a window timer;
 scripts and background mode call `run_to_end()`. A result goes through `prepare(event)` on a worker thread first
 (numpy work such as retargeting, which must not stall the UI), then `on_result(prepared)` on the main thread, the
-only place that writes to the scene. A cancelled or failed job writes nothing.
+only place that writes to the scene. A cancelled or failed job writes nothing. A job may name the job that
+follows it once it is done (`then`: e.g. loading the model before a generation): `run_to_end` runs the chain, and
+the modal operator starts each next job from its timer.
 """
 import queue
 import threading
@@ -11,11 +13,12 @@ import time
 
 
 class BackendJob:
-    def __init__(self, transport, request: dict, on_result, prepare=None, label="", tick_budget_s=0.005):
+    def __init__(self, transport, request: dict, on_result, prepare=None, label="", tick_budget_s=0.005, then=None):
         self.transport = transport
         self.request = request
         self.on_result = on_result
         self.prepare = prepare
+        self.then = then  # () -> the next BackendJob, built once this one is done (may raise UserError)
         self.label = label or request.get("op", "job")
         self.tick_budget_s = tick_budget_s
         self.job = None
@@ -114,12 +117,17 @@ class BackendJob:
             self.state, self.message = "failed", _describe(err)
 
     def run_to_end(self, poll_s=0.01):
-        """Synchronous path (scripts, background mode, tests): block until the job finishes."""
-        if self.state == "pending":
-            self.start()
-        while self.tick():
-            time.sleep(poll_s)
-        return self.state
+        """Synchronous path (scripts, background mode, tests): block until the job finishes. Returns the last job
+        of the chain that ran (itself without `then`, or the first that did not finish done)."""
+        job = self
+        while True:
+            if job.state == "pending":
+                job.start()
+            while job.tick():
+                time.sleep(poll_s)
+            if job.state != "done" or job.then is None:
+                return job
+            job = job.then()
 
 
 def _describe(err) -> str:

@@ -262,22 +262,18 @@ def model_info(context, required=False, wait=True) -> dict:
         return {}
     if not wait:
         raise ModelInfoPending("the model is not loaded yet")
-    job = info_job(context)
-    job.run_to_end()
+    job = info_job(context).run_to_end()
     if job.state != "done":
         raise UserError(job.message)
     return properties.MODEL_INFO
 
 
-def info_job(context) -> BackendJob:
+def info_job(context, then=None, describe=lambda info: "model loaded", label="Loading the model") -> BackendJob:
     """A job that loads the model the preferences name and caches its info (under the key of the request's model,
-    whatever the preferences say by the time it answers)."""
+    whatever the preferences say by the time it answers); its message is `describe(info)`."""
     prefs, key = preferences.get(context), _model_key(context)
-
-    def on_result(answer):
-        remember_info(key, answer["info"])
-        return "model loaded"
-    return BackendJob(prefs.transport(), {"op": "info", **prefs.model_fields()}, on_result, label="Loading the model")
+    return BackendJob(prefs.transport(), {"op": "info", **prefs.model_fields()},
+                      lambda answer: describe(remember_info(key, answer["info"])), label=label, then=then)
 
 
 def remember_info(model_key: str, info) -> dict:
@@ -313,17 +309,16 @@ class BackendJobOperator:
 
     @reports_user_errors
     def execute(self, context):
-        job = self.make_job(context, wait_for_info=True)
-        job.run_to_end()
-        return self.finish(job)
+        return self.finish(self.make_job(context, wait_for_info=True).run_to_end())
 
     def invoke(self, context, event):
         if bpy.app.background or context.window is None:
             return self.execute(context)
         try:
             job = self.make_job(context, wait_for_info=False)
-        except ModelInfoPending:
-            job = info_job(context)  # the operator's own job follows once the model has loaded (`modal`)
+        except ModelInfoPending:  # load the model first; the operator's own job follows (`modal`)
+            # `then` runs in a later timer tick, where only bpy.context is current (this `context` is not).
+            job = info_job(context, then=lambda: self.make_job(bpy.context, wait_for_info=False))
         except UserError as err:
             self.report({'ERROR'}, str(err))
             return {'CANCELLED'}
@@ -347,9 +342,9 @@ class BackendJobOperator:
                 area.tag_redraw()
         if not job.finished:
             return {'RUNNING_MODAL'}
-        if job.state == "done" and job.request["op"] == "info":  # the model has loaded: now the job itself
+        if job.state == "done" and job.then is not None:  # e.g. the model has loaded: now the job itself
             try:
-                ACTIVE["job"] = self.make_job(context, wait_for_info=False)
+                ACTIVE["job"] = job.then()
             except UserError as err:
                 self._end(context)
                 self.report({'ERROR'}, str(err))
@@ -387,36 +382,38 @@ def no_job_running(operator) -> bool:
     return True
 
 
-class MDM_OT_check_backend(bpy.types.Operator):
+def check_backend_job(context) -> BackendJob:
+    """The job behind mdm.check_backend: the backend's handshake (torch and Python versions), then the model's
+    info, reported in one line."""
+    prefs = preferences.get(context)
+    model_fields, kind = prefs.model_fields(), prefs.transport_kind().lower().replace("_", "-")
+    hello = {}
+
+    def describe(info):
+        conditions = {"text": f"text ({info['text_encoder']})", "action": "action", "no_cond": "unconditioned"}
+        known = info.get("known_captions")
+        reading = f"prompts read as the nearest of its {known} training captions, " if known else ""
+        return (f"{kind} backend, torch {hello['torch']} (Python {hello['python']}) on {info['device']}; model "
+                f"{info['path'] or 'embedded'}: {info['arch']}, {conditions.get(info['cond_mode'], info['cond_mode'])}"
+                f"{', keyframes' if info['keyframe_conditioned'] else ''}, {info['diffusion_steps']} steps, {reading}"
+                f"{info['min_frames'] / info['fps']:.1f}-{info['max_frames'] / info['fps']:.1f} s per window, "
+                f"chained up to {info['max_chained_frames'] / info['fps']:.0f} s; actions: "
+                f"{', '.join(info['actions']) or 'none'}")
+
+    def on_hello(answer):
+        hello.update(answer)
+        return "backend started"
+    return BackendJob(prefs.transport(), {"op": "hello", **model_fields}, on_hello, label="Starting the backend",
+                      then=lambda: info_job(bpy.context, describe=describe, label="Checking the model"))
+
+
+class MDM_OT_check_backend(BackendJobOperator, bpy.types.Operator):
     """Start the backend chosen in the preferences and report its torch, device, model and actions"""
     bl_idname = "mdm.check_backend"
     bl_label = "Check Backend"
 
-    @classmethod
-    def poll(cls, context):
-        return no_job_running(cls)
-
-    @reports_user_errors
-    def execute(self, context):
-        prefs, key = preferences.get(context), _model_key(context)
-        answers = {}
-        for op in ("hello", "info"):
-            job = BackendJob(prefs.transport(), {"op": op, **prefs.model_fields()}, answers.setdefault(op, {}).update)
-            job.run_to_end()
-            if job.state != "done":
-                raise UserError(f"{prefs.transport_kind().lower().replace('_', '-')} backend: {job.message}")
-        hello, info = answers["hello"], remember_info(key, answers["info"]["info"])
-        conditions = {"text": f"text ({info['text_encoder']})", "action": "action", "no_cond": "unconditioned"}
-        known = info.get("known_captions")
-        reading = f"prompts read as the nearest of its {known} training captions, " if known else ""
-        self.report({'INFO'}, (
-            f"torch {hello['torch']} (Python {hello['python']}) on {info['device']}; model "
-            f"{info['path'] or 'embedded'}: {info['arch']}, {conditions.get(info['cond_mode'], info['cond_mode'])}"
-            f"{', keyframes' if info['keyframe_conditioned'] else ''}, {info['diffusion_steps']} steps, {reading}"
-            f"{info['min_frames'] / info['fps']:.1f}-{info['max_frames'] / info['fps']:.1f} s per window, chained up "
-            f"to {info['max_chained_frames'] / info['fps']:.0f} s; actions: "
-            f"{', '.join(info['actions']) or 'none'}"))
-        return {'FINISHED'}
+    def make_job(self, context, wait_for_info):
+        return check_backend_job(context)
 
 
 def sampling_fields(info, quality: str, steps: int) -> dict:

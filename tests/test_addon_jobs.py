@@ -67,6 +67,11 @@ def test_check_backend_fills_the_action_list(addon, kind):
     assert bpy.ops.mdm.check_backend() == {'FINISHED'}
     info = addon.properties.MODEL_INFO
     assert info["actions"] == ["walk"] and info["keyframe_conditioned"] and info["max_frames"] == 120
+    # The handshake, then the model: one chain of two background jobs, reported in one line.
+    last = addon.operators.check_backend_job(bpy.context).run_to_end()
+    assert last.state == "done" and last.request["op"] == "info"
+    assert last.message.startswith(f"{kind.lower().replace('_', '-')} backend, torch ")
+    assert "keyframes" in last.message and last.message.endswith("actions: walk")
     assert info["known_captions"] == 2
     items = [item[0] for item in addon.properties.action_items(None, bpy.context)]
     assert items == ["NONE", "walk"]
@@ -178,7 +183,8 @@ def test_the_modal_operator_loads_the_model_then_runs_its_job(addon):
         setattr(operator, name, getattr(operators.BackendJobOperator, name).__get__(operator))
     with pytest.raises(operators.ModelInfoPending):
         operator.make_job(context, wait_for_info=False)
-    operators.ACTIVE.update(job=operators.info_job(bpy.context), timer="timer")  # what `invoke` does then
+    loading = operators.info_job(bpy.context, then=lambda: operator.make_job(None, wait_for_info=False))
+    operators.ACTIVE.update(job=loading, timer="timer")  # what `invoke` does then
     operators.ACTIVE["job"].start()
     timer = types.SimpleNamespace(type='TIMER', value='NOTHING')
     began = time.monotonic()
