@@ -119,7 +119,9 @@ def test_both_transports_give_the_same_motion_for_the_same_seed(addon):
     assert not np.allclose(in_process[0], in_process[1], atol=1e-3)  # the samples do differ
 
 
-def test_plant_feet_is_an_option_that_moves_the_path_and_holds_the_feet(addon):
+def test_plant_feet_is_an_option_that_moves_the_path_and_only_the_legs(addon):
+    """The option reaches the backend: with it the root's path moves, no foot changes height, and the pose above the
+    knees stays the same (that held feet stay still is `lock_feet`'s, tested in test_planting.py)."""
     import bpy
     use(addon, "SUBPROCESS")
     for plant_feet in (True, False):

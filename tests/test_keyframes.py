@@ -179,9 +179,14 @@ def test_partial_keys_only_constrain_their_joints(motion):
     world = _world(motion)
     mask = np.zeros((2, 22), dtype=bool)
     mask[:, 0] = True  # root-only keys
-    keys = kf.Keyframes(np.array([0, 100]), world[[0, 100]], mask)
-    placed = kf.place_on_keys(motion + 0.05, keys)
+    values = world[[0, 100]].copy()
+    values[:, 1:] += [0.0, 1.0, 0.0]  # what the unkeyed joints hold there must be ignored
+    source = motion + 0.05
+    placed = kf.place_on_keys(source, kf.Keyframes(np.array([0, 100]), values, mask))
     assert np.abs(placed[[0, 100], 0] - world[[0, 100], 0]).max() < 1e-9
+    assert np.linalg.norm(placed[[0, 100], 1:] - values[:, 1:], axis=-1).min() > 0.5
+    about_root = lambda joints: np.linalg.norm(joints[:, 1:] - joints[:, :1], axis=-1)
+    assert np.abs(about_root(placed) - about_root(source)).max() < 0.02  # the pose follows the root, unbent
 
 
 @pytest.mark.parametrize("frames, message", [

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -45,13 +46,22 @@ def test_progress_counts_every_step_and_cancel_stops(pipeline):
 
 @pytest.mark.parametrize("method", ["keyframe", "x0_replace", "repaint", "guidance", "plain"])
 def test_every_inbetween_method_hits_the_keys(pipeline, motion, method):
+    """Each method meets the keys (after the exact placement), and each is its own sampler: the same seed gives
+    another motion than the plain sampler's, and the methods that write the keys into the sample meet them even
+    before the placement."""
     frames = [0, 20, 45]
     keys = keyframes.Keyframes.full_poses(frames, motion[frames])
-    result = pipeline.generate(MotionRequest(frames=46, samples=1, keys=keys, inbetween_method=method,
-                                             guidance=1.0))
+    request = MotionRequest(frames=46, samples=1, keys=keys, inbetween_method=method, guidance=1.0)
+    result = pipeline.generate(request)
     target = on_reference_skeleton(keys).joints
     assert np.abs(result.joints[0, frames] - target).max() < 1e-5
     assert result.meta["inbetween_method"] == method and len(result.meta["keyframe_error_unsnapped"]) == 1
+    assert (result.meta["sampler"] == "repaint") == (method == "repaint")
+    if method in ("x0_replace", "repaint"):
+        assert result.meta["keyframe_error_unsnapped"][0] < 1e-3
+    if method != "plain":
+        plain = pipeline.generate(replace(request, inbetween_method="plain"))
+        assert not np.allclose(result.joints, plain.joints, atol=1e-3)
 
 
 @pytest.mark.parametrize("unkeyed", [(), ("left_collar", "right_collar", "spine3")])  # a rig without those bones

@@ -106,11 +106,15 @@ def test_a_planted_foot_is_held_with_its_leg_lengths(motion, keyed):
 
 def test_a_foot_is_held_only_as_far_as_its_leg_reaches(motion):
     contacts = np.ones((120, 4), bool)  # planted throughout: held at its mean place, metres away at the ends
-    locked = planting.lock_feet(_slide_left_foot(motion[:121], per_frame=(0.05, 0.0, 0.0)), contacts, [0, 120])
+    slid = _slide_left_foot(motion[:121], per_frame=(0.05, 0.0, 0.0))
+    locked = planting.lock_feet(slid, contacts, [0, 120])
     hip, knee, ankle = (skeleton.JOINT_INDEX[f"left_{part}"] for part in ("hip", "knee", "ankle"))
-    leg = np.linalg.norm(locked[:, knee] - locked[:, hip], axis=-1) + np.linalg.norm(
-        locked[:, ankle] - locked[:, knee], axis=-1)
-    assert (np.linalg.norm(locked[:, ankle] - locked[:, hip], axis=-1) <= leg + 1e-9).all()
+    distance = lambda motion_, a, b: np.linalg.norm(motion_[:, a] - motion_[:, b], axis=-1)
+    reach = distance(slid, knee, hip) + distance(slid, ankle, knee)  # the leg's own lengths, before the hold
+    assert (distance(locked, ankle, hip) <= reach + 1e-9).all()
+    np.testing.assert_allclose(distance(locked, knee, hip), distance(slid, knee, hip), atol=1e-9)
+    np.testing.assert_allclose(distance(locked, ankle, knee), distance(slid, ankle, knee), atol=1e-9)
+    assert np.abs(locked[:, ankle] - slid[:, ankle]).max() > 0.1  # held where it could be, not left sliding
 
 
 def test_no_contact_or_no_gap_no_lock(motion):
