@@ -10,7 +10,7 @@ from .errors import UserError
 COMMANDS = (
     ("demo", "demo", "the README's main job"),
     ("convert", "convert", "BVH clip -> 22 joints + 263 HumanML3D features (.npz)"),
-    ("export-bvh", "export_bvh", "22-joint motion (.npz) -> BVH on an SMPL-proportioned skeleton"),
+    ("export-bvh", "export_bvh", "22-joint motion (.npz) -> BVH on a T-pose skeleton with the motion's bone lengths"),
     ("check-fixture", "check_fixture", "reproduce every array of an official-MDM golden fixture"),
     ("import-official", "import_official", "official MDM .pt + args.json + Mean/Std -> checkpoint folder (verified)"),
     ("info", "info", "describe a checkpoint: architecture, size, conditions, actions, frame range"),

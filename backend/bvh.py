@@ -261,7 +261,7 @@ def forward_kinematics(bvh, nodes=None):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Writing: any Bvh to text, and 22-joint positions to a Bvh on an SMPL-proportioned skeleton
+# Writing: any Bvh to text, and 22-joint positions to a Bvh on a T-pose skeleton with the motion's bone lengths
 # ---------------------------------------------------------------------------------------------------------------
 
 POSITION_CHANNEL_NAMES = ("Xposition", "Yposition", "Zposition")

@@ -8,7 +8,7 @@ feature rows of one sequence. Because the root block holds velocities and the ot
 root's heading, such a slice is the window's own canonical motion: recovered, it starts at the origin facing +Z,
 standing on the clip's floor (a window in mid-air stays in mid-air, as it should).
 
-With `loop_runs` (prepare-data --loop-runs; off by default, the shipped model was trained without it), a short take
+With `loop_runs` (prepare-data --loop-runs; off by default, the shipped model was trained with it), a short take
 of a cyclic motion (`LOOPED_CATEGORIES`: CMU's runs last about a second) also gives a looped pair: its best cycle
 repeated to a full window (`cycles`), so the model sees a run fill a whole clip. Looped sequences are recorded
 motion, counted apart from both the takes and the procedural motion. Procedural clips of the categories in

@@ -1,8 +1,9 @@
 """Operators (thin): check input, call the bpy-free planning and the bake, report errors as UserError messages.
 
-Backend operators (generate, in-between) run as a background job when invoked from the UI: a modal operator
-with a window timer ticks the job (progress bar in the sidebar, Esc cancels). From scripts, in background mode and
-with EXEC_DEFAULT they run synchronously. Every other operator is synchronous.
+Backend operators (generate, in-between, check backend) run as a background job when invoked from the UI: a modal
+operator with a window timer ticks the job (progress bar in the sidebar, Esc cancels), and starts the job it chains
+to, if any (loading an unknown model first). From scripts, in background mode and with EXEC_DEFAULT they run
+synchronously. Every other operator is synchronous.
 """
 import functools
 

@@ -13,7 +13,7 @@ class MDM_AddonPreferences(bpy.types.AddonPreferences):
 
     backend: EnumProperty(
         name="Backend",
-        items=(("AUTO", "Auto", "In Blender's own Python when torch imports there, else a separate Python"),
+        items=(("AUTO", "Auto", "In Blender's own Python when torch is installed there, else a separate Python"),
                ("IN_PROCESS", "In-process", "A worker thread in Blender's Python (torch must be installed there)"),
                ("SUBPROCESS", "Subprocess", "A separate Python with torch, kept running between requests")),
         default="AUTO",

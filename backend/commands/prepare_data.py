@@ -29,7 +29,7 @@ def add_arguments(parser):
     parser.add_argument("--limit", type=int, help="only the first N training clips")
     parser.add_argument("--loop-runs", action="store_true",
                         help="also repeat the best cycle of each short run take to a full window (backend/cycles.py); "
-                             "the shipped model was trained without")
+                             "off by default; the shipped model was trained with it")
     parser.add_argument("--pad-procedural", nargs="*", metavar="CATEGORY", choices=list(GENERATORS),
                         help="procedural clips of these categories (no names: all of them) stand longer before and "
                              "after their action, to a length drawn up to --window, so the model sees them at full "
