@@ -252,15 +252,11 @@ class ModelInfoPending(UserError):
     background first)."""
 
 
-def model_info(context, required=False, wait=True) -> dict:
-    """The loaded model's info for the current preferences (cached; {} when unknown). With `required`, an unknown
-    one is asked from the backend: synchronously with `wait` (loading the model: the first request after a model
-    change), else ModelInfoPending."""
-    key = _model_key(context)
-    if properties.MODEL_INFO.get("model_key") == key:
+def model_info(context, wait=True) -> dict:
+    """The loaded model's info for the current preferences: cached, else asked from the backend synchronously with
+    `wait` (loading the model: the first request after a model change), else ModelInfoPending."""
+    if properties.MODEL_INFO.get("model_key") == _model_key(context):
         return properties.MODEL_INFO
-    if not required:
-        return {}
     if not wait:
         raise ModelInfoPending("the model is not loaded yet")
     job = info_job(context).run_to_end()
@@ -288,14 +284,17 @@ def remember_info(model_key: str, info) -> dict:
 def stop_active_job():
     """Cancel the running job and drop its timer and status text. For unregister: Blender frees a modal operator
     without calling its `cancel` when its class goes away."""
-    job, timer = ACTIVE["job"], ACTIVE["timer"]
-    if job is None:
-        return
-    job.cancel()
-    if timer is not None:
-        bpy.context.window_manager.event_timer_remove(timer)
-    if bpy.context.workspace is not None:
-        bpy.context.workspace.status_text_set(None)
+    if ACTIVE["job"] is not None:
+        ACTIVE["job"].cancel()
+        _release_active(bpy.context)
+
+
+def _release_active(context):
+    """Forget the active job: its window timer and status text go with it."""
+    if ACTIVE["timer"] is not None:
+        context.window_manager.event_timer_remove(ACTIVE["timer"])
+    if context.workspace is not None:
+        context.workspace.status_text_set(None)
     ACTIVE.update(job=None, timer=None)
 
 
@@ -305,8 +304,11 @@ class BackendJobOperator:
     info is not known yet; otherwise it runs to the end at once."""
 
     @classmethod
-    def poll(cls, context):
-        return no_job_running(cls)
+    def poll(cls, context):  # one request at a time: a second would wait for the first on the main thread
+        if ACTIVE["job"] is not None:
+            cls.poll_message_set("A motion job is running (Esc cancels it)")
+            return False
+        return True
 
     @reports_user_errors
     def execute(self, context):
@@ -347,24 +349,18 @@ class BackendJobOperator:
             try:
                 ACTIVE["job"] = job.then()
             except UserError as err:
-                self._end(context)
+                _release_active(context)
                 self.report({'ERROR'}, str(err))
                 return {'CANCELLED'}
             ACTIVE["job"].start()
             return {'RUNNING_MODAL'}
-        self._end(context)
+        _release_active(context)
         return self.finish(job)
 
     def cancel(self, context):  # Blender ends the operator (window closing, file loading)
         if ACTIVE["job"] is not None:  # else already stopped (`stop_active_job`)
             ACTIVE["job"].cancel()
-            self._end(context)
-
-    def _end(self, context):
-        context.window_manager.event_timer_remove(ACTIVE["timer"])
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
-        ACTIVE.update(job=None, timer=None)
+            _release_active(context)
 
     def finish(self, job):
         if job.state == "done":
@@ -372,15 +368,6 @@ class BackendJobOperator:
             return {'FINISHED'}
         self.report({'WARNING'} if job.state == "cancelled" else {'ERROR'}, job.message)
         return {'CANCELLED'}
-
-
-def no_job_running(operator) -> bool:
-    """Poll of the operators that talk to the backend: one request at a time (a second would wait for the first
-    on the main thread)."""
-    if ACTIVE["job"] is not None:
-        operator.poll_message_set("A motion job is running (Esc cancels it)")
-        return False
-    return True
 
 
 def check_backend_job(context) -> BackendJob:
@@ -435,7 +422,7 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
     if not prompt and not action:
         raise UserError("type a prompt (or pick an action) to generate from")
     key = _model_key(context)
-    info = model_info(context, required=True, wait=wait_for_info)
+    info = model_info(context, wait=wait_for_info)
     params = dict(text=prompt, action=action, frames=round(seconds * info["fps"]), samples=samples, seed=seed,
                   guidance=guidance, plant_feet=plant_feet, literal_prompt=literal_prompt,
                   **sampling_fields(info, quality, steps))
@@ -538,7 +525,7 @@ def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", s
     if len(frames) < 2:
         raise UserError(f"in-betweening needs at least two keyed frames on '{ob.name}' between frames {start} "
                         f"and {end}; found {len(frames)}")
-    info = model_info(context, required=True, wait=wait_for_info)
+    info = model_info(context, wait=wait_for_info)
     joints, key_values = rig.poses_at(ob, scene, frames, bone_map, keyed)
     inbetween.check_switches(keyed, key_values, frames, ob.name)
     scene_fps = bake.scene_fps(scene)
