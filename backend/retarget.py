@@ -178,7 +178,7 @@ def retarget(joints, rig: RigDescription, bone_map: dict, root_mode="motion", ro
         raise UserError(f"motion must be (frames, {skeleton.NUM_JOINTS}, 3) joint positions, got {joints.shape}")
     if controls is not None:
         rig = _followed(rig, controls.parents)
-    bone_of = _map_bones(rig, bone_map)  # {joint index: bone index}: where the joints are
+    bone_of = map_bones(rig, bone_map)  # {joint index: bone index}: where the joints are
     drive_of, root = _drive(rig, bone_of, controls)  # {joint: the bone keyed with its rotation}, the travelling one
     linear, origin = rig.world[:3, :3], rig.world[:3, 3]
     to_world = _orthonormal(linear)  # armature -> world rotation, object scale removed
@@ -288,7 +288,9 @@ def _matrix_to_euler(matrix, order):
     return (-first, -second) if parity else (first, second)
 
 
-def _map_bones(rig, bone_map):
+def map_bones(rig: RigDescription, bone_map: dict) -> dict:
+    """{joint index: bone index} of `bone_map` (joint name -> bone name) on `rig`; UserError for a map that cannot
+    drive it (unknown joints or bones, required joints missing, a bone used twice)."""
     unknown = sorted(set(bone_map) - set(skeleton.JOINT_NAMES))
     if unknown:
         raise UserError(f"bone map has unknown joint names {unknown}; joints are {', '.join(skeleton.JOINT_NAMES)}")

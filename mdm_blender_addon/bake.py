@@ -62,9 +62,20 @@ class RigTarget:
                    custom_properties(ob))
 
 
+def require_local(*blocks) -> None:
+    """UserError when one of the data-blocks `blocks` (None: skipped) is linked from a library: Blender lets a
+    script change linked data, but the change is gone when the file is saved and opened again."""
+    for block in blocks:
+        if block is not None and not block.is_editable:
+            library = block.library.filepath if block.library else "a library"
+            raise UserError(f"'{block.name}' is linked from {library}: its changes would be lost on save; make it "
+                            "local or add a library override (Object > Library Override) first")
+
+
 def require_writable(ob) -> None:
-    """UserError when keys cannot go onto `ob` now: in NLA tweak mode its action is not its own to replace, and
-    its keys are in the strip's time, not the scene's."""
+    """UserError when keys cannot go onto `ob` now: linked (`require_local`), or in NLA tweak mode, where its action
+    is not its own to replace and its keys are in the strip's time, not the scene's."""
+    require_local(ob, ob.data)
     if ob.animation_data is not None and ob.animation_data.use_tweak_mode:
         raise UserError(f"'{ob.name}' is in NLA tweak mode: exit it (Tab in the NLA editor) first")
 
@@ -97,13 +108,16 @@ def motion_channels(target: RigTarget, motion, fps, bone_map: dict, root_mode: s
     """The channels that pose `target` along `motion` (a `motions.Motion`), resampled to `fps` (the scene's) and
     retargeted through `bone_map` (joint -> bone); bpy-free, so a job's worker thread runs it. Raises UserError."""
     joints = mocap.resample(motion.joints.astype(np.float64), motion.fps, fps)  # (T', 22, 3)
-    return retarget_channels(target, joints, fps, bone_map, root_mode, root_bone)
+    return retarget_channels(target, joints, fps, bone_map, root_mode, root_bone, rest_held_bones=True)
 
 
-def retarget_channels(target: RigTarget, joints, fps, bone_map: dict, root_mode: str, root_bone: str) -> list[Channel]:
+def retarget_channels(target: RigTarget, joints, fps, bone_map: dict, root_mode: str, root_bone: str,
+                      rest_held_bones=False) -> list[Channel]:
     """(T, 22, 3) joints, one per output frame at `fps` -> the channels that pose `target` along them (bpy-free: a
     job's worker thread runs it). A rig whose mapped bones follow controls (a generated Rigify rig) gets keys on
-    the controls and on the switches that make it follow them. Raises UserError."""
+    the controls and on the switches that make it follow them. With `rest_held_bones` (a bake into a new action)
+    the unmapped bones above mapped ones of a rig without controls are keyed at rest, as the retargeting assumes
+    them: else they would keep whatever pose the replaced action left (a CMU import's Neck). Raises UserError."""
     controls = bone_maps.controls_for(bone_map, target.description.names)
     if controls is not None:
         require_switches(controls, target.custom_properties, target.name)
@@ -115,11 +129,21 @@ def retarget_channels(target: RigTarget, joints, fps, bone_map: dict, root_mode:
     if controls is not None:
         channels += [Channel(bone, prop, np.full((len(joints), 1), value))
                      for (bone, prop), value in switch_values(controls).items()]
+    if rest_held_bones and controls is None:  # above a rig's controls are its mechanism bones: not ours to key
+        channels += rest_channels(target, result.held_bones, result.location_bones, len(joints))
     broken = sorted({c.bone for c in channels if not np.isfinite(c.values).all()})
     if broken:  # never key NaN: it would silently wreck the rig in the viewport
         raise UserError(f"retargeting gave no valid rotation for bones {', '.join(broken)} of '{target.name}': a "
                         "mapped bone's head probably coincides with the next mapped joint's; remap those joints")
     return channels
+
+
+def rest_channels(target: RigTarget, bones, location_bones, count: int) -> list[Channel]:
+    """Channels holding `bones` at their rest pose for `count` frames (no rotation; no offset, except for the bones
+    in `location_bones`, whose locations the retargeting keys)."""
+    identity = np.tile([1.0, 0.0, 0.0, 0.0], (count, 1))  # (T, 4) w, x, y, z
+    channels = [rotation_channel(bone, target.rotation_modes[bone], identity) for bone in bones]
+    return channels + [Channel(bone, "location", np.zeros((count, 3))) for bone in bones if bone not in location_bones]
 
 
 def switch_values(controls: retarget.Controls) -> dict:
@@ -190,24 +214,40 @@ def write_channels(new_fcurve, channels: list[Channel], frame_start: int) -> Non
 
 
 def stash_current_action(ob) -> None:
-    """Push the object's current action onto a muted NLA track and remember it on `ob.mdm` for restoring."""
-    animation_data = ob.animation_data
+    """Keep what a bake replaces. The action `ob` plays goes onto a muted NLA track of its own and is remembered on
+    `ob.mdm` for restoring; when that action is itself the add-on's last bake, it is kept with a fake user instead
+    and the memory stays, so that Restore still brings back the action the user had before baking."""
     state = ob.mdm
+    if can_restore(ob):
+        state.baked_action.use_fake_user = True
+        return
     state.previous_action = None
     state.previous_slot = ""
     state.stash_track = ""
+    animation_data = ob.animation_data
     if animation_data is None or animation_data.action is None:
         return
     action = animation_data.action
+    # The user's own stashes (Action Editor > Stash) share the name, and Blender does not make it unique here.
+    name = unique_name(STASH_TRACK_NAME, {track.name for track in animation_data.nla_tracks})
     track = animation_data.nla_tracks.new()
-    track.name = STASH_TRACK_NAME
+    track.name = name
     track.mute = True
     strip = track.strips.new(action.name, int(action.frame_range[0]), action)
     if HAS_SLOTS and animation_data.action_slot is not None:
         strip.action_slot = animation_data.action_slot
         state.previous_slot = animation_data.action_slot.identifier
     state.previous_action = action
-    state.stash_track = track.name  # Blender may have made the name unique
+    state.stash_track = track.name
+
+
+def unique_name(base: str, taken: set) -> str:
+    """`base`, or Blender's style of a free variant of it ("base.001", ...) when it is `taken`."""
+    name, number = base, 0
+    while name in taken:
+        number += 1
+        name = f"{base}.{number:03d}"
+    return name
 
 
 def bake(ob, name: str, channels: list[Channel], frame_start: int, metadata: dict):
@@ -226,9 +266,10 @@ def can_restore(ob) -> bool:
 
 
 def restore_previous_action(ob) -> None:
-    """Undo a bake's effect on `ob`: the stashed action becomes active again and its stash track goes away.
+    """Undo the bakes' effect on `ob`: the action it played before the first of them becomes active again and its
+    stash track goes away.
 
-    The baked action is kept (with a fake user) so that it can still be assigned by hand.
+    The baked actions are kept (with a fake user) so that they can still be assigned by hand.
     """
     state = ob.mdm
     animation_data = ob.animation_data
@@ -237,8 +278,8 @@ def restore_previous_action(ob) -> None:
     if HAS_SLOTS and state.previous_action is not None and state.previous_slot:
         animation_data.action_slot = state.previous_action.slots[state.previous_slot]
     track = animation_data.nla_tracks.get(state.stash_track) if state.stash_track else None
-    if track is not None:
-        animation_data.nla_tracks.remove(track)
+    if track is not None and any(strip.action == state.previous_action for strip in track.strips):
+        animation_data.nla_tracks.remove(track)  # only the add-on's track: the user may have renamed tracks since
     state.previous_action = None
     state.previous_slot = ""
     state.stash_track = ""
@@ -259,13 +300,37 @@ def current_fcurves(ob):
     if action is None:
         return {}, None
     if not HAS_SLOTS:
-        return {(fc.data_path, fc.array_index): fc for fc in action.fcurves}, fcurve_maker(action, None)
-    slot = animation_data.action_slot
-    bags = [strip.channelbag(slot) for layer in action.layers for strip in layer.strips] if slot else []
-    bags = [bag for bag in bags if bag is not None]
+        return _by_channel(action.fcurves), fcurve_maker(action, None)
+    bags = channelbags(action, animation_data.action_slot)
     if not bags:
         return {}, None
-    return {(fc.data_path, fc.array_index): fc for bag in bags for fc in bag.fcurves}, fcurve_maker(action, bags[0])
+    return _by_channel(fc for bag in bags for fc in bag.fcurves), fcurve_maker(action, bags[0])
+
+
+def channelbags(action, slot) -> list:
+    """The channelbags that hold `action`'s curves for `slot` (4.4+), over its layers and strips."""
+    bags = [strip.channelbag(slot) for layer in action.layers for strip in layer.strips] if slot else []
+    return [bag for bag in bags if bag is not None]
+
+
+def _by_channel(fcurves) -> dict:
+    return {(fc.data_path, fc.array_index): fc for fc in fcurves}
+
+
+def nla_channels(ob) -> set:
+    """(data_path, index) of every curve that the unmuted NLA strips of `ob` play beneath its action."""
+    def strip_channels(strip):
+        if strip.mute:
+            return set()
+        if strip.type == 'META':
+            return set().union(*map(strip_channels, strip.strips))
+        if strip.action is None:
+            return set()
+        fcurves = (strip.action.fcurves if not HAS_SLOTS else
+                   [fc for bag in channelbags(strip.action, strip.action_slot) for fc in bag.fcurves])
+        return set(_by_channel(fcurves))
+    tracks = ob.animation_data.nla_tracks if ob.animation_data else ()
+    return set().union(*(strip_channels(strip) for track in tracks if not track.mute for strip in track.strips))
 
 
 def keyed_frames(curves: dict, selected_only=False) -> np.ndarray:
@@ -289,14 +354,18 @@ def write_inbetween(ob, channels: list[Channel], first_frame: int, key_values: d
     """Add one LINEAR point per frame strictly between the first and the last key (`channels` cover first..last)
     into the curves `ob` plays, wherever a curve has no point yet; the user's points keep their position,
     interpolation and handles. A channel without a curve gets one, keyed at the first and last key with the
-    values it had there (`key_values[(bone, prop)]`, (K, k)), so nothing changes outside the range. Returns the
-    number of points added."""
+    values it had there (`key_values[(bone, prop)]`, (K, k)), so nothing changes outside the range; unless an NLA
+    strip beneath animates it: a curve would override the strip on every frame, so the channel is left to it.
+    Returns the number of points added."""
     curves, new_fcurve = current_fcurves(ob)
+    beneath = nla_channels(ob)
     added = 0
     for channel in channels:
         count = len(channel.values)
         for index in range(channel.values.shape[1]):
             fcurve = curves.get((channel.data_path, index))
+            if fcurve is None and (channel.data_path, index) in beneath:
+                continue
             if fcurve is None:
                 fcurve = new_fcurve(channel.data_path, index, channel.bone)
                 ends = key_values[(channel.bone, channel.prop)][[0, -1], index]

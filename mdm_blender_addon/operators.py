@@ -13,6 +13,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from bpy_extras.io_utils import ImportHelper
 
 from . import bake, inbetween, motions, preferences, properties, rig
+from .backend import retarget
 from .backend.errors import UserError
 from .jobs import BackendJob
 
@@ -28,7 +29,17 @@ def _target(context, name: str):
         raise UserError(f"no object named '{name}'" if name else "no target armature: pick one in the Motion tab")
     if ob.type != 'ARMATURE':
         raise UserError(f"'{ob.name}' is a {ob.type.lower()}, not an armature")
+    bake.require_local(ob, ob.data)  # every caller writes to it (keys, or the bone map on its armature)
     return ob
+
+
+def in_object_or_pose_mode(cls, context) -> bool:
+    """Poll check of the operators that write keys: Edit Mode holds its own copy of the armature, and its undo
+    steps do not cover animation."""
+    if context.mode not in {'OBJECT', 'POSE'}:
+        cls.poll_message_set("Switch to Object or Pose Mode first")
+        return False
+    return True
 
 
 def _motion(settings, index: int):
@@ -157,10 +168,7 @@ class MDM_OT_bake(bpy.types.Operator):
         if not settings.motions:
             cls.poll_message_set("Import or generate a motion first")
             return False
-        if context.mode not in {'OBJECT', 'POSE'}:
-            cls.poll_message_set("Switch to Object or Pose Mode first")
-            return False
-        return True
+        return in_object_or_pose_mode(cls, context)
 
     @reports_user_errors
     def execute(self, context):
@@ -175,7 +183,9 @@ class MDM_OT_bake(bpy.types.Operator):
             rig.store_detection(ob, detection)  # the map used, now editable in the sidebar
         action = bake.bake(ob, motions.action_name(motion), channels, scene.frame_current,
                            motions.motion_metadata(motion))
-        self.report({'INFO'}, f"Baked '{action.name}' onto {ob.name}: {len(channels)} channels")
+        note = rig.constraint_note(ob, (channel.bone for channel in channels))
+        self.report({'WARNING'} if note else {'INFO'},
+                    f"Baked '{action.name}' onto {ob.name}: {len(channels)} channels{note}")
         return {'FINISHED'}
 
 
@@ -465,7 +475,8 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
             rig.store_detection(ob, plan[3])
         action = bake.bake(ob, motions.action_name(generated[0]), channels, scene.frame_current,
                            motions.motion_metadata(generated[0]))
-        return f"Generated {len(generated)} motion(s) for {label_read}; baked '{action.name}' onto {ob.name}"
+        note = rig.constraint_note(ob, (channel.bone for channel in channels))
+        return f"Generated {len(generated)} motion(s) for {label_read}; baked '{action.name}' onto {ob.name}{note}"
 
     return BackendJob(prefs.transport(), request, on_result, prepare, label="Generate")
 
@@ -493,6 +504,10 @@ class MDM_OT_generate(BackendJobOperator, bpy.types.Operator):
                                  description="Condition on the prompt as typed, not its nearest known caption")
     bake_target: BoolProperty(name="Bake", default=True, description="Bake the first sample onto the scene's target")
 
+    @classmethod
+    def poll(cls, context):  # with a target, the first sample is baked onto it
+        return super().poll(context) and (context.scene.mdm.target is None or in_object_or_pose_mode(cls, context))
+
     def make_job(self, context, wait_for_info):
         return generate_job(context, wait_for_info=wait_for_info,
                             **{name: getattr(self, name) for name in GENERATE_ARGS})
@@ -505,19 +520,23 @@ def _object(name):
     return ob
 
 
-def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", seed=0, guidance=2.5,
-                  hold_root=True, plant_feet=True, wait_for_info=True) -> BackendJob:
-    """The job behind mdm.inbetween (tests tick it directly). Raises UserError for input it can refuse at once,
-    and ModelInfoPending without `wait_for_info` when the model's window (which the keys must fit) is not known
-    yet."""
+def inbetween_job(context, target="", frame_range=None, prompt="", seed=0, guidance=2.5, hold_root=True,
+                  plant_feet=True, wait_for_info=True) -> BackendJob:
+    """The job behind mdm.inbetween (tests tick it directly) over the keys in `frame_range` (first, last), else in
+    the selected keys' range, else all of them. Raises UserError for input it can refuse at once, and
+    ModelInfoPending without `wait_for_info` when the model's window (which the keys must fit) is not known yet."""
     scene = context.scene
     ob = _target(context, target)
+    rig_target = bake.RigTarget.read(ob)
     bone_map, detection = rig.bone_map_for_bake(ob)
+    retarget.map_bones(rig_target.description, bone_map)  # the map's own errors, before its bones are looked up
+    rig.require_evaluated(ob, context.evaluated_depsgraph_get())
     keyed = bake.keyed_properties(ob, bone_map)  # what the in-between will key (the controls, on a Rigify rig)
     curves, _ = bake.current_fcurves(ob)
+    bake.require_local(ob.animation_data.action if ob.animation_data else None)  # the keys go into it
     frames = bake.keyed_frames(curves)
-    if frame_start >= 0 and frame_end >= 0:
-        start, end = frame_start, frame_end
+    if frame_range is not None:
+        start, end = frame_range
     else:
         selected = bake.keyed_frames(curves, selected_only=True)
         start, end = (selected[[0, -1]] if len(selected) >= 2 else (frames[[0, -1]] if len(frames) else (0, 0)))
@@ -530,7 +549,6 @@ def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", s
     inbetween.check_switches(keyed, key_values, frames, ob.name)
     scene_fps = bake.scene_fps(scene)
     plan = inbetween.plan_keys(frames, joints, rig.rest_joints_world(ob, bone_map), scene_fps, info)
-    rig_target = bake.RigTarget.read(ob)
     prefs = preferences.get(context)
     keys = plan.keys
     params = dict(text=prompt.strip(), frames=plan.request_frames, samples=1, seed=seed,
@@ -555,12 +573,14 @@ def inbetween_job(context, target="", frame_start=-1, frame_end=-1, prompt="", s
         if detection is not None:
             rig.store_detection(target, detection)
         added = bake.write_inbetween(target, channels, first, key_values)
-        return f"In-betweened frames {first}-{int(frames[-1])} of {name} ({len(frames)} keys, {added} new keys)"
+        note = rig.constraint_note(target, (channel.bone for channel in channels))
+        return (f"In-betweened frames {first}-{int(frames[-1])} of {name} ({len(frames)} keys, {added} new "
+                f"keys){note}")
 
     return BackendJob(prefs.transport(), request, on_result, prepare, label="In-between")
 
 
-INBETWEEN_ARGS = ("target", "frame_start", "frame_end", "prompt", "seed", "guidance", "hold_root", "plant_feet")
+INBETWEEN_ARGS = ("target", "prompt", "seed", "guidance", "hold_root", "plant_feet")
 
 
 class MDM_OT_inbetween(BackendJobOperator, bpy.types.Operator):
@@ -570,16 +590,22 @@ class MDM_OT_inbetween(BackendJobOperator, bpy.types.Operator):
     bl_label = "In-between"
     bl_options = {'REGISTER', 'UNDO'}
     target: StringProperty(name="Target", description="Armature object (default: the scene's target)")
-    frame_start: IntProperty(name="Start", default=-1, description="First frame (-1: the selected keys' range)")
-    frame_end: IntProperty(name="End", default=-1, description="Last frame (-1: the selected keys' range)")
+    frame_start: IntProperty(name="Start", description="First frame (with End; unset: the selected keys' range)")
+    frame_end: IntProperty(name="End", description="Last frame (with Start; unset: the selected keys' range)")
     prompt: StringProperty(name="Prompt", description="Optional: what happens between the keys")
     seed: IntProperty(name="Seed", default=0, min=0)
     guidance: FloatProperty(name="Guidance", default=2.5, min=0.0)
     hold_root: BoolProperty(name="Hold Root", default=True)
     plant_feet: BoolProperty(name="Plant Feet", default=True)
 
+    @classmethod
+    def poll(cls, context):
+        return super().poll(context) and in_object_or_pose_mode(cls, context)
+
     def make_job(self, context, wait_for_info):
+        ranged = all(self.properties.is_property_set(name) for name in ("frame_start", "frame_end"))
         return inbetween_job(context, wait_for_info=wait_for_info,
+                             frame_range=(self.frame_start, self.frame_end) if ranged else None,
                              **{name: getattr(self, name) for name in INBETWEEN_ARGS})
 
 

@@ -3,6 +3,7 @@ import bpy
 import numpy as np
 
 from .backend import bone_maps, retarget, skeleton
+from .backend.errors import UserError
 
 LEAF_BONE_LENGTH = 0.1  # metres: head, toes and hands have no child joint to point at
 # Blender-space rest directions that differ from HumanML3D's (arms hanging down): our armature rests in a T-pose,
@@ -151,6 +152,27 @@ def rest_joints_world(ob, bone_map: dict) -> np.ndarray:
         head = np.append(np.array(ob.data.bones[bone].head_local), 1.0)
         joints[skeleton.JOINT_INDEX[joint]] = (matrix @ head)[:3]
     return joints
+
+
+def constraint_note(ob, bones) -> str:
+    """A warning naming the bones among `bones` that an active constraint moves (an IK on a shin, a Copy Rotation):
+    keys on them do not show as keyed. "" when there are none."""
+    moved = sorted(bone for bone in set(bones)
+                   if any(not c.mute and c.influence > 0 for c in ob.pose.bones[bone].constraints))
+    if not moved:
+        return ""
+    shown = ", ".join(moved[:4]) + (f" and {len(moved) - 4} more" if len(moved) > 4 else "")
+    return (f"; note: constraints on {shown} override their keys, so the rig does not show the motion as keyed: "
+            "mute those constraints (or switch the limb to FK)")
+
+
+def require_evaluated(ob, depsgraph) -> None:
+    """UserError when Blender does not evaluate `ob` (disabled in viewports, or in a disabled or excluded
+    collection): its pose would not follow its keys, so they cannot be read."""
+    # `evaluated_get` may still hand back a stale copy from before the object was disabled, so ask the graph.
+    if not any(block.original == ob for block in depsgraph.ids):
+        raise UserError(f"'{ob.name}' is not evaluated in this view layer (disabled in viewports, or in a disabled "
+                        "or excluded collection), so its keyed poses cannot be read: enable it first")
 
 
 def poses_at(ob, scene, frames, bone_map: dict, properties=()):

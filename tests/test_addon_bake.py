@@ -90,7 +90,8 @@ def check_bake(ob, action, motion, frame_start):
         assert fc.keyframe_points[0].co.x == frame_start
         assert fc.keyframe_points[-1].co.x == frame_start + count - 1
     mapped = set(addon_rig(ob).values())
-    assert blender_util.keyed_bones(action, ob) <= mapped
+    above = {parent.name for bone in mapped for parent in ob.data.bones[bone].parent_recursive}
+    assert blender_util.keyed_bones(action, ob) <= mapped | above  # unmapped bones above mapped ones: at rest
 
 
 def addon_rig(ob):
@@ -326,12 +327,76 @@ def test_bake_onto_cmu_import_stashes_and_restores_its_action(walk):
     check_bake(ob, action, walk, bpy.context.scene.frame_current)
     stashed = [s.action for t in ob.animation_data.nla_tracks for s in t.strips]
     assert original in stashed
+    # The import's action bends the unmapped Neck and LowerBack; the retargeting assumes them at rest, so the bake
+    # keys them there (else the head would be off by the old action's Neck, ~5 cm).
+    held = {"Neck", "LowerBack"} - set(addon_rig(ob).values())
+    assert held and held <= blender_util.keyed_bones(action, ob)
+    for frame in (1, 30):
+        bpy.context.scene.frame_set(frame)
+        for bone in held:
+            np.testing.assert_allclose(np.array(ob.pose.bones[bone].matrix_basis), np.eye(4), atol=1e-6)
     assert bpy.ops.mdm.restore_action() == {'FINISHED'}
     assert ob.animation_data.action == original
     if hasattr(original, "slots"):
         assert ob.animation_data.action_slot == original.slots[0]
     assert not ob.animation_data.nla_tracks
     assert action.name in bpy.data.actions  # the bake itself is kept
+
+
+def test_baking_twice_then_restoring_brings_back_the_users_action_and_keeps_their_stash(walk):
+    """Blender's own Stash names its tracks "[Action Stash]" too: Restore must remove only the add-on's track, and
+    after two bakes bring back the action the user had, not the first bake."""
+    import bpy
+    ob = blender_util.import_bvh_armature(WALK, scale=mocap.ASF_METRES)
+    animation_data = ob.animation_data
+    old_take = animation_data.action
+    track = animation_data.nla_tracks.new()  # what the Action Editor's Stash makes
+    track.name, track.mute = "[Action Stash]", True
+    track.strips.new(old_take.name, 1, old_take)
+    current = old_take.copy()
+    animation_data.action = current
+    first = bake_onto(ob)
+    second = bake_onto(ob)
+    assert sorted(t.name for t in animation_data.nla_tracks) == ["[Action Stash]", "[Action Stash].001"]
+    assert bpy.ops.mdm.restore_action() == {'FINISHED'}
+    assert animation_data.action == current
+    assert [[s.action for s in t.strips] for t in animation_data.nla_tracks] == [[old_take]]
+    assert first.use_fake_user and second.use_fake_user  # both bakes kept, to assign by hand
+    assert not bpy.ops.mdm.restore_action.poll()
+
+
+def test_a_linked_rig_is_refused(addon, walk, tmp_path):
+    """Blender lets a script key linked data, but the keys are gone once the file is saved and opened again."""
+    import bpy
+    ob = blender_util.add_mixamo_rig(addon)
+    library = tmp_path / "rigs.blend"
+    bpy.data.libraries.write(str(library), {ob})
+    bpy.data.objects.remove(ob)
+    with bpy.data.libraries.load(str(library), link=True) as (source, linked):
+        linked.objects = ["Mixamo"]
+    linked_ob = linked.objects[0]
+    bpy.context.collection.objects.link(linked_ob)
+    bpy.context.scene.mdm.target = linked_ob
+    before = scene_state()
+    with pytest.raises(RuntimeError, match="is linked from .*rigs.blend: its changes would be lost on save"):
+        bpy.ops.mdm.bake()
+    with pytest.raises(RuntimeError, match="is linked from"):
+        bpy.ops.mdm.detect_bone_map()
+    assert scene_state() == before and linked_ob.animation_data is None
+
+
+def test_constrained_bones_are_named_after_a_bake(addon, walk):
+    """An IK on a shin overrides the keys there: the bake says which bones will not show the motion."""
+    import bpy
+    ob = blender_util.add_mixamo_rig(addon)
+    ik = ob.pose.bones["mixamorig:LeftLeg"].constraints.new('IK')
+    ik.chain_count = 2
+    action = bake_onto(ob)
+    bones = blender_util.keyed_bones(action, ob)
+    assert "constraints on mixamorig:LeftLeg override" in addon.rig.constraint_note(ob, bones)
+    ik.mute = True
+    assert addon.rig.constraint_note(ob, bones) == ""
+    assert addon.rig.constraint_note(blender_util.add_rigify_metarig(), ["spine", "thigh.L"]) == ""
 
 
 def test_a_rig_in_nla_tweak_mode_is_refused_before_anything_changes(walk):

@@ -19,15 +19,15 @@ KEYS = {  # scene frame -> {bone: (axis, degrees)}: three poses in the range, on
 PELVIS_PATH = {1: (0.0, 0.0, 0.0), 13: (0.0, 0.3, 0.02), 25: (0.0, 0.7, 0.0), 45: (0.0, 1.0, 0.0)}
 
 
-def keyed_metarig(keys=KEYS, pelvis_path=PELVIS_PATH):
-    """The metarig with the whole pose keyed (every bone's rotation, the hips' location) at each of the keys'
-    frames."""
+def keyed_metarig(keys=KEYS, pelvis_path=PELVIS_PATH, ob=None, left_out=()):
+    """The metarig (or `ob`) with the whole pose keyed (every bone's rotation but those `left_out`, the hips'
+    location) at each of the keys' frames."""
     import bpy
     from mathutils import Euler
-    ob = blender_util.add_rigify_metarig()
+    ob = ob or blender_util.add_rigify_metarig()
     bpy.context.scene.mdm.target = ob
     for frame, pose in keys.items():
-        for pose_bone in ob.pose.bones:
+        for pose_bone in (pose_bone for pose_bone in ob.pose.bones if pose_bone.name not in left_out):
             axis, degrees = pose.get(pose_bone.name, ("X", 0))
             angles = [0.0, 0.0, 0.0]
             angles["XYZ".index(axis)] = np.radians(degrees)
@@ -265,9 +265,72 @@ def test_inbetween_job_ticks_stay_short(addon, kind):
     from test_addon_jobs import TICK_CPU_BOUND_S, tick_to_end
     use(addon, kind)
     keyed_metarig()
-    job = addon.operators.inbetween_job(bpy.context, frame_start=1, frame_end=45)  # 44 frames: 37 at 20 fps
+    job = addon.operators.inbetween_job(bpy.context, frame_range=(1, 45))  # 44 frames: 37 at 20 fps
     tick_to_end(job)
     assert job.state == "done" and "4 keys" in job.message, job.message
     print(f"\n[{kind}] in-between: longest main-thread tick {job.longest_tick_s * 1000:.1f} ms wall, "
           f"{job.longest_tick_cpu_s * 1000:.1f} ms CPU ({job.ticks} ticks)")
     assert job.longest_tick_cpu_s < TICK_CPU_BOUND_S  # CPU time: load inflates it far less than wall time
+
+
+def test_an_explicit_range_may_start_before_frame_zero(addon):
+    import bpy
+    use(addon, "SUBPROCESS")
+    frames = (-24, -12, 0, 20)
+    ob = keyed_metarig(dict(zip(frames, KEYS.values())), dict(zip(frames, PELVIS_PATH.values())))
+    assert bpy.ops.mdm.inbetween(frame_start=-24, frame_end=0) == {'FINISHED'}
+    assert set(curve_points(ob)[('pose.bones["thigh.L"].rotation_quaternion', 0)]) == set(range(-24, 1)) | {20}
+
+
+def test_channels_an_nla_strip_animates_are_left_to_it(addon):
+    """The forearm moves on an NLA strip beneath the action, which keys everything else: a new curve for it would
+    override the strip on every frame, outside the range too."""
+    import bpy
+    use(addon, "SUBPROCESS")
+    ob = blender_util.add_rigify_metarig()
+    forearm = ob.pose.bones["forearm.L"]
+    for frame, degrees in ((1, 0), (45, 90)):
+        forearm.rotation_quaternion = (np.cos(np.radians(degrees) / 2), np.sin(np.radians(degrees) / 2), 0, 0)
+        forearm.keyframe_insert("rotation_quaternion", frame=frame)
+    layer = ob.animation_data.action
+    ob.animation_data.nla_tracks.new().strips.new(layer.name, 1, layer)
+    ob.animation_data.action = None
+    keyed_metarig(ob=ob, left_out={"forearm.L"})
+    assert bpy.ops.mdm.detect_bone_map() == {'FINISHED'}
+    outside_before = joint_track(ob, range(26, 46))
+    assert bpy.ops.mdm.inbetween(frame_start=1, frame_end=25) == {'FINISHED'}
+    assert not any('"forearm.L"' in path for path, _index in curve_points(ob))
+    np.testing.assert_allclose(joint_track(ob, range(26, 46)), outside_before, atol=1e-5)
+
+
+def test_a_rig_blender_does_not_evaluate_is_refused(addon):
+    """Disabled in viewports, a rig's pose stays where it was whatever the frame: its keys cannot be read."""
+    import bpy
+    use(addon, "SUBPROCESS")
+    ob = keyed_metarig()
+    ob.hide_viewport = True
+    before, points = scene_state(), curve_points(ob)
+    with pytest.raises(RuntimeError, match="is not evaluated in this view layer"):
+        bpy.ops.mdm.inbetween(frame_start=1, frame_end=25)
+    assert scene_state() == before and curve_points(ob) == points
+
+
+def test_a_bone_map_naming_a_missing_bone_is_refused(addon):
+    import bpy
+    use(addon, "SUBPROCESS")
+    ob = keyed_metarig()
+    assert bpy.ops.mdm.detect_bone_map() == {'FINISHED'}
+    next(row for row in ob.data.mdm.bone_map if row.bone == "forearm.L").bone = "forearm.L.renamed"
+    before, points = scene_state(), curve_points(ob)
+    with pytest.raises(RuntimeError, match="bone 'forearm.L.renamed' is not in the armature"):
+        bpy.ops.mdm.inbetween(frame_start=1, frame_end=25)
+    assert scene_state() == before and curve_points(ob) == points
+
+
+def test_inbetween_is_greyed_out_in_edit_mode(addon):
+    import bpy
+    keyed_metarig()
+    bpy.ops.object.mode_set(mode='EDIT')
+    assert not bpy.ops.mdm.inbetween.poll()
+    bpy.ops.object.mode_set(mode='POSE')
+    assert bpy.ops.mdm.inbetween.poll()
