@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import skeleton
-from .errors import UserError
+from .errors import UserError, first_line
 from .model import MDM, MDMConfig
 from .text import PromptVocabulary
 
@@ -59,20 +59,20 @@ class LoadedModel:
 
 # ---------------------------------------------------------------- official .pt files
 
-def read_torch_file(path) -> dict:
-    """`torch.load(weights_only=True)` with a clear message for each way a file can be unusable."""
+def read_torch_file(path, device="cpu") -> dict:
+    """`torch.load(weights_only=True)` onto `device`, with a clear message for each way a file can be unusable."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint file {path} does not exist")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
         raise UserError(f"{path} holds Python objects other than tensors and plain containers; it is refused because "
                         f"loading it could run code (weights_only=True). Re-save its state dict with torch.save. "
-                        f"({str(err).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+                        f"({first_line(err)})") from None
+    except Exception as err:  # torch's loader fails in many ways on a file that is not a checkpoint (KeyError, ...)
         raise UserError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): "
-                        f"{str(err).splitlines()[0]}") from None
+                        f"{first_line(err)}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} holds a {type(data).__name__}, not a state dict")
     return data
@@ -146,6 +146,9 @@ def read_stats(path, config: MDMConfig, positive=False) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UserError(f"{path} is not a readable .npy array: {err}") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive (or a zipped .pt) loads as a dict of arrays
+        array.close()
+        raise UserError(f"{path} is an archive, not a .npy array of {config.input_feats} numbers")
     return check_stats(array, config, str(path), positive)
 
 
@@ -227,6 +230,19 @@ def save_folder(directory, model: MDM, config: MDMConfig, mean=None, std=None, e
     return directory
 
 
+def check_frame_range(frames, where) -> None:
+    """UserError unless `frames` (a checkpoint's meta.frames) is {"fps" > 0, "min_frames" <= "max_frames", both
+    >= 1}."""
+    try:
+        fps, low, high = (frames[key] for key in ("fps", "min_frames", "max_frames"))
+        valid = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (fps, low, high))
+        valid = valid and fps > 0 and 1 <= low <= high
+    except (TypeError, KeyError):
+        valid = False
+    if not valid:
+        raise UserError(f"{where}: meta.frames must be {{fps > 0, 1 <= min_frames <= max_frames}}, got {frames!r}")
+
+
 def load_folder(directory, device="cpu") -> LoadedModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -235,11 +251,13 @@ def load_folder(directory, device="cpu") -> LoadedModel:
     document = read_json(directory / CONFIG_FILE, "checkpoint config")
     if document.get("format") != FORMAT:
         raise UserError(f"{directory / CONFIG_FILE} is not an {FORMAT} config (format={document.get('format')!r})")
-    if document.get("format_version", 0) > FORMAT_VERSION:
-        raise UserError(f"{directory} was written by a newer version (format {document['format_version']})")
+    version = document.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise UserError(f"{directory} was written by a newer version (format {version!r})")
     missing = [key for key in ("config", "meta", "sha256") if not isinstance(document.get(key), dict)]
     if missing:
         raise UserError(f"{directory / CONFIG_FILE} lacks {missing}; the checkpoint folder is incomplete")
+    check_frame_range(document["meta"].get("frames"), directory / CONFIG_FILE)
     for name, expected in document["sha256"].items():
         path = directory / name
         if not path.is_file():
@@ -293,12 +311,17 @@ def check_vocabulary(vocabulary: PromptVocabulary, config: MDMConfig, path) -> P
     return vocabulary
 
 
-def load_checkpoint(path, device="cpu", mean=None, std=None, args_json=None) -> LoadedModel:
-    """A checkpoint folder, or an official .pt (args.json, Mean.npy and Std.npy taken from beside it unless given)."""
+def existing_checkpoint(path) -> Path:
     path = Path(path)
     if not path.exists():
         raise UserError(f"checkpoint {path} does not exist: give a model folder (config.json, model.safetensors) or "
                         f"an official .pt with args.json beside it")
+    return path
+
+
+def load_checkpoint(path, device="cpu", mean=None, std=None, args_json=None) -> LoadedModel:
+    """A checkpoint folder, or an official .pt (args.json, Mean.npy and Std.npy taken from beside it unless given)."""
+    path = existing_checkpoint(path)
     if path.is_dir():
         return load_folder(path, device)
     model, config = load_official(path, args_json, device)

@@ -40,7 +40,7 @@ from . import cycles, procedural, skeleton
 from . import rotations as rot
 from .errors import UserError
 from .features import features_to_joints, joints_to_features, mirror_joints
-from .files import atomic_output
+from .files import atomic_outputs
 from .mocap import load_clip, read_index
 
 DATASET_FILE, MEAN_FILE, STD_FILE, SUMMARY_FILE = "dataset.npz", "Mean.npy", "Std.npy", "summary.json"
@@ -555,9 +555,9 @@ def write(out_dir, dataset, mean, std, summary):
     """Write the data files; a failure in any of them leaves the folder as it was."""
     out_dir = Path(out_dir)
     embeddings = embed_captions(np.unique(dataset.captions))
-    with atomic_output(out_dir / DATASET_FILE) as dataset_tmp, atomic_output(out_dir / MEAN_FILE) as mean_tmp, \
-            atomic_output(out_dir / STD_FILE) as std_tmp, atomic_output(out_dir / SUMMARY_FILE) as summary_tmp, \
-            atomic_output(out_dir / CAPTION_EMBEDDINGS_FILE) as embeddings_tmp:
+    names = (DATASET_FILE, MEAN_FILE, STD_FILE, SUMMARY_FILE, CAPTION_EMBEDDINGS_FILE)
+    with atomic_outputs(*(out_dir / name for name in names)) as (dataset_tmp, mean_tmp, std_tmp, summary_tmp,
+                                                                 embeddings_tmp):
         np.savez_compressed(dataset_tmp, **dataset.arrays())
         np.save(mean_tmp, mean)
         np.save(std_tmp, std)

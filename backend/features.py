@@ -19,6 +19,7 @@ UP = np.array([0.0, 1.0, 0.0])
 FACING = np.array([0.0, 0.0, 1.0])  # HumanML3D faces every pose's heading towards +Z
 HEADING_SMOOTHING_SIGMA = 20.0  # frames: the body forward is Gaussian-filtered before it defines the heading
 MIN_BONE_LENGTH = 1e-6  # metres: a bone shorter than this has no direction to measure
+MAX_POSITION = 1e6  # metres: the largest joint coordinate accepted (`check_joints`)
 
 
 def _rotation_parents():
@@ -245,9 +246,11 @@ def check_joints(joints, min_frames=2):
     if joints.ndim != 3 or joints.shape[1:] != expected or len(joints) < min_frames:
         raise UserError(f"expected joint positions of shape (frames >= {min_frames}, {expected[0]}, 3), "
                         f"got {joints.shape}")
-    if not np.all(np.isfinite(joints)):
-        frame = np.argwhere(~np.isfinite(joints))[0][0]
-        raise UserError(f"joint positions are not finite (NaN or inf) in frame {frame}")
+    # Beyond MAX_POSITION metres a position is a unit or file error, and it would be inf once stored as float32.
+    unusable = ~np.isfinite(joints) | (np.abs(joints) > MAX_POSITION)
+    if unusable.any():
+        frame = np.argwhere(unusable)[0][0]
+        raise UserError(f"joint positions are not finite (NaN or inf) or beyond {MAX_POSITION:g} m in frame {frame}")
     parents = np.array(skeleton.PARENTS[1:])
     lengths = np.linalg.norm(joints[:, 1:] - joints[:, parents], axis=-1)  # (T, 21)
     if lengths.min() < MIN_BONE_LENGTH:

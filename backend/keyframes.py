@@ -38,6 +38,21 @@ class Keyframes:
         joints = np.asarray(joints, dtype=np.float64)
         return cls(frames, joints, np.ones(joints.shape[:2], dtype=bool))
 
+    @classmethod
+    def from_arrays(cls, frames, joints, joint_mask=None):
+        """Keys as a file or a request holds them: (K,) whole-number frames, (K, 22, 3) joints and optionally a
+        (K, 22) joint mask (else every joint). UserError when they are not numbers of those kinds."""
+        try:
+            frames = np.asarray(frames).reshape(-1)
+            joints = np.asarray(joints, dtype=np.float64)
+            mask = np.ones(joints.shape[:2], bool) if joint_mask is None else np.asarray(joint_mask, dtype=bool)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"keys must be numbers: frames (K,), joints (K, 22, 3), joint_mask (K, 22): "
+                            f"{err}") from None
+        if frames.dtype.kind not in "iuf" or not np.all(np.isfinite(frames) & (frames == np.round(frames))):
+            raise UserError(f"key frames must be whole frame numbers, got {frames.tolist()[:8]}")
+        return cls(frames.astype(np.int64), joints, mask)
+
     def validate(self, num_frames):
         """Raise a UserError naming the problem when these keys cannot constrain a clip of `num_frames`."""
         if self.joints.ndim != 3 or self.joints.shape[1:] != (skeleton.NUM_JOINTS, 3):
@@ -54,6 +69,9 @@ class Keyframes:
                             f"(valid: 0..{num_frames - 1})")
         if not np.all(np.isfinite(self.joints[self.joint_mask])):
             raise UserError("keyframe joint positions contain NaN or infinity")
+        empty = self.frames[~self.joint_mask.any(axis=1)]
+        if len(empty):
+            raise UserError(f"keyframe(s) {empty.tolist()} constrain no joint (their joint mask is all False)")
 
 
 def heading(pose):

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from .diffusion import make_schedule
-from .errors import UserError
+from .errors import UserError, check_field_types
 from .keyframes import KEY_HEADINGS
 
 ARCHS = ("trans_enc", "trans_dec")
@@ -146,6 +146,7 @@ class MDMConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise UserError(f"model configuration has unknown keys {unknown}; was it written by a newer version?")
+        check_field_types(data, cls, "model configuration")
         return cls(**data)
 
     @classmethod

@@ -5,6 +5,7 @@ on the main thread. stdout belongs to the protocol alone: anything else that pri
 bars) is sent to stderr, so a stray print can never corrupt the channel.
 """
 import base64
+import io
 import json
 import queue
 import sys
@@ -42,9 +43,15 @@ def decode(value):
     return value
 
 
+def plain_id(value) -> bool:
+    """A request id (or a cancel's target) is a string, an integer or null: it is echoed and used as a set key."""
+    return value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
 def serve(stdin=None, stdout=None):
     """Serve until stdin closes or a `shutdown` request arrives."""
-    stdin = stdin or sys.stdin
+    # Bytes that are not UTF-8 become U+FFFD: a bad line is answered as unreadable, never the end of the reader.
+    stdin = stdin or io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
     channel = stdout or sys.stdout
     sys.stdout = sys.stderr  # from now on only `send` writes to the protocol channel
     lock = threading.Lock()
@@ -58,23 +65,27 @@ def serve(stdin=None, stdout=None):
     requests, cancelled_ids = queue.Queue(), set()
 
     def read():
-        for line in stdin:
-            if not line.strip():
-                continue
-            try:
-                request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise ValueError("a request must be a JSON object")
-            except ValueError as err:
-                send({"id": None, "event": "error", "kind": "protocol", "message": f"unreadable request: {err}"})
-                continue
-            if request.get("op") == "cancel":
-                cancelled_ids.add(request.get("target"))
-                continue
-            requests.put(request)
-            if request.get("op") == "shutdown":
-                return
-        requests.put({"op": "shutdown"})
+        try:
+            for line in stdin:
+                if not line.strip():
+                    continue
+                try:
+                    request = json.loads(line)
+                    if not isinstance(request, dict):
+                        raise ValueError("a request must be a JSON object")
+                    if not (plain_id(request.get("id")) and plain_id(request.get("target"))):
+                        raise ValueError("'id' and 'target' must be a string, an integer or null")
+                except ValueError as err:
+                    send({"id": None, "event": "error", "kind": "protocol", "message": f"unreadable request: {err}"})
+                    continue
+                if request.get("op") == "cancel":
+                    cancelled_ids.add(request.get("target"))
+                    continue
+                requests.put(request)
+                if request.get("op") == "shutdown":
+                    return
+        finally:  # at the end of stdin, or if reading fails: the server ends instead of waiting forever
+            requests.put({"op": "shutdown"})
 
     threading.Thread(target=read, name="stdin-reader", daemon=True).start()
     service = Service()

@@ -67,8 +67,12 @@ class Service:
 
     def _ensure_pipeline(self, request):
         """Load (or keep) the pipeline for the request's checkpoint/device/clip: a warm backend loads once."""
+        from .errors import UserError
         from .pipeline import Pipeline
 
+        for name in ("checkpoint", "device", "clip"):
+            if not isinstance(request.get(name) or "", str):
+                raise UserError(f"request field '{name}' must be a string (a path or a device name)")
         key = (request.get("checkpoint") or None, request.get("device") or "auto", request.get("clip") or None)
         if self.pipeline is None or key != self._pipeline_key:
             self.pipeline, self._pipeline_key = Pipeline(*key[:2], clip_path=key[2]), key
@@ -76,20 +80,31 @@ class Service:
 
 
 def request_from_fields(params: dict):
-    """A MotionRequest from plain fields (unknown fields are an error, so typos never pass silently)."""
-    from .errors import UserError
-    from .keyframes import Keyframes
+    """A MotionRequest from plain fields, each of its field's type (unknown fields are an error, so typos never pass
+    silently)."""
+    from .errors import UserError, check_field_types
     from .pipeline import MotionRequest
 
+    if not isinstance(params, dict):
+        raise UserError(f"request params must be a JSON object, got {type(params).__name__}")
     params = dict(params)
     keys = params.pop("keys", None)
     unknown = sorted(set(params) - set(MotionRequest.__dataclass_fields__))
     if unknown:
         raise UserError(f"unknown request fields {unknown}")
+    check_field_types(params, MotionRequest, "request field")
     request = MotionRequest(**params)
     if keys is not None:
-        joints = np.asarray(keys["joints"], dtype=np.float64)
-        mask = keys.get("joint_mask")
-        request.keys = Keyframes(np.asarray(keys["frames"], dtype=np.int64), joints,
-                                 np.ones(joints.shape[:2], bool) if mask is None else np.asarray(mask, bool))
+        request.keys = keys_from_fields(keys)
     return request
+
+
+def keys_from_fields(keys):
+    """Keyframes from {"frames": [K], "joints": [K][22][3], "joint_mask": [K][22] (optional)}."""
+    from .errors import UserError
+    from .keyframes import Keyframes
+
+    if not isinstance(keys, dict) or "frames" not in keys or "joints" not in keys:
+        raise UserError('request keys must be {"frames": [K], "joints": [K][22][3], "joint_mask": [K][22]} '
+                        "(joint_mask optional)")
+    return Keyframes.from_arrays(keys["frames"], keys["joints"], keys.get("joint_mask"))

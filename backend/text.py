@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .captions import sides_named
-from .errors import UserError
+from .errors import UserError, first_line
 
 CLIP_CONTEXT = 77  # CLIP's position table; shorter token rows are zero-padded to it
 HUMANML_CLIP_CONTEXT = 22  # the official HumanML3D/KIT models' tokens: 20 words + start + end
@@ -82,12 +82,12 @@ class ClipTextEncoder(TextEncoder):
         if not path.is_file():
             raise UserError(f"CLIP weights file {path} does not exist: text models need CLIP ViT-B/32 "
                             f"(ViT-B-32.pt, as downloaded by the official clip package); set its path")
-        import clip
+        from clip.model import build_model
 
         try:
-            model, _ = clip.load(str(path), device=device, jit=False)
-        except (RuntimeError, KeyError, ValueError, OSError) as err:
-            raise UserError(f"{path} is not a CLIP checkpoint: {str(err).splitlines()[0]}") from None
+            model = build_model(clip_state_dict(path)).to(device)
+        except (RuntimeError, KeyError, ValueError, IndexError) as err:
+            raise UserError(f"{path} is not a CLIP checkpoint: {first_line(err)}") from None
         return cls(model, context_length)
 
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
@@ -97,6 +97,22 @@ class ClipTextEncoder(TextEncoder):
     def _encode_batch(self, prompts):
         device = self.model.text_projection.device
         return self.model.encode_text(self.tokenize(prompts).to(device)).float()  # [B, dim]
+
+
+def clip_state_dict(path) -> dict:
+    """CLIP's weights from a file: the official one is a TorchScript archive, of which only the tensors are read
+    (none of its code runs); else a saved state dict, read with weights_only (`clip.load` would unpickle it
+    whole)."""
+    import warnings
+
+    from .checkpoints import read_torch_file  # checkpoints imports this module
+
+    try:
+        with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format OpenAI published
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
+    except RuntimeError:  # not a TorchScript archive
+        return read_torch_file(path)
 
 
 class MiniLMTextEncoder(TextEncoder):

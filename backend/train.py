@@ -19,10 +19,10 @@ import torch
 import torch.distributed as dist
 
 from . import keyframes, losses, skeleton
-from .checkpoints import save_folder
+from .checkpoints import read_torch_file, save_folder
 from .data import TrainingSet
 from .diffusion import make_schedule, q_sample
-from .errors import UserError
+from .errors import UserError, check_field_types
 from .files import atomic_output
 from .model import MDM, MDMConfig
 
@@ -77,10 +77,16 @@ class TrainConfig:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise UserError(f"cannot read training config {path}: {err}") from err
+        if not isinstance(data, dict):
+            raise UserError(f"training config {path} must be a JSON object, got a {type(data).__name__}")
         data.update({k: v for k, v in overrides.items() if v is not None})
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise UserError(f"training config {path} has unknown keys {unknown}")
+        missing = [name for name in ("data_dir", "out_dir") if name not in data]
+        if missing:
+            raise UserError(f"training config {path} lacks {missing}")
+        check_field_types(data, cls, f"training config {path}")
         return cls(**data)
 
 
@@ -170,12 +176,14 @@ def train(cfg: TrainConfig, stop_after=None, log=print):
     `stop_after` ends this run after that many steps (a time-boxed job), with a resumable state saved; it is not
     part of the config, so the next run resumes exactly where this one stopped.
     """
+    if stop_after is not None and stop_after < 1:
+        raise UserError(f"--stop-after must be at least 1 step, got {stop_after}")
     rank, world, device = _distributed()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
     data = TrainingSet(cfg.data_dir)
-    mdm_cfg = MDMConfig(**{**data.model_defaults(), **cfg.model})
+    mdm_cfg = MDMConfig.from_dict({**data.model_defaults(), **cfg.model})
     schedule = make_schedule(mdm_cfg.diffusion_steps, mdm_cfg.noise_schedule)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = MDM(mdm_cfg).to(device)
@@ -184,7 +192,10 @@ def train(cfg: TrainConfig, stop_after=None, log=print):
     start, elapsed = 0, 0.0
     state_path = out / "train_state.pt"
     if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
+        state = read_torch_file(state_path, device)
+        if not RESUME_KEYS <= set(state):
+            raise UserError(f"{state_path} is not a training state (it lacks {sorted(RESUME_KEYS - set(state))}); "
+                            "move it away to start afresh")
         if state["config"] != asdict(cfg):
             raise UserError(f"{state_path} was written with another training config; use a new out_dir")
         model.load_state_dict(state["model"])
@@ -242,6 +253,9 @@ def train(cfg: TrainConfig, stop_after=None, log=print):
     if world > 1:
         dist.destroy_process_group()
     return out / "model"
+
+
+RESUME_KEYS = {"model", "optimizer", "ema", "step", "elapsed_s", "config"}  # what `_save_state` writes
 
 
 def _save_state(path, model, optimizer, ema, step, elapsed, cfg):

@@ -1,6 +1,7 @@
 """Official .pt loading, the checkpoint folder, and the import-official / info commands (real files, real
 subprocesses), on small official-layout checkpoints built from the golden fixture's state dicts."""
 import json
+import re
 import subprocess
 import sys
 
@@ -101,6 +102,14 @@ def test_corrupt_file_is_refused(fx, tmp_path):
         load_official(pt)
 
 
+@pytest.mark.parametrize("content", [b"", b"hello\n"])
+def test_a_file_that_is_not_a_checkpoint_is_refused(fx, tmp_path, content):
+    pt = write_official(fx, tmp_path, "text_trans_enc")
+    pt.write_bytes(content)  # empty: torch raises an error without a message; text: a KeyError from the unpickler
+    with pytest.raises(UserError, match="not a readable PyTorch checkpoint"):
+        load_official(pt)
+
+
 def test_pickled_code_is_refused(fx, tmp_path):
     pt = write_official(fx, tmp_path, "text_trans_enc")
     torch.save({"model": NotATensor()}, pt)
@@ -142,6 +151,23 @@ def test_folder_with_a_changed_file_is_refused(fx, tmp_path, name):
     data[-3] ^= 0xFF
     (folder / name).write_bytes(bytes(data))
     with pytest.raises(UserError, match=f"{name} does not match the checksum"):
+        load_folder(folder)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda doc: doc["config"].update(num_layers="four"), "model configuration: 'num_layers' must be int, got 'four'"),
+    (lambda doc: doc["config"].update(latent_dim=None), "'latent_dim' must be int, got None"),
+    (lambda doc: doc.update(format_version="x"), "written by a newer version"),
+    (lambda doc: doc["meta"].pop("frames"), "meta.frames must be"),
+    (lambda doc: doc["meta"].update(frames={"fps": 20, "min_frames": 0, "max_frames": -5}), "meta.frames must be"),
+])
+def test_a_hand_edited_config_is_refused_with_its_fault(fx, tmp_path, edit, message):
+    source = load_checkpoint(write_official(fx, tmp_path / "official", "text_trans_enc"))
+    folder = save_folder(tmp_path / "converted", source.model, source.config, source.mean, source.std)
+    document = json.loads((folder / "config.json").read_text())
+    edit(document)
+    (folder / "config.json").write_text(json.dumps(document))
+    with pytest.raises(UserError, match=re.escape(message)):
         load_folder(folder)
 
 

@@ -107,6 +107,11 @@ def test_convert_errors_exit_2_and_write_nothing(tmp_path, make_input, extra, me
     assert not out.exists() and not any(out.parent.glob("*"))
 
 
+def truncated(path):
+    path.write_bytes(path.read_bytes()[:500])
+    return path
+
+
 def npz_with(tmp_path, **arrays):
     path = tmp_path / "motion.npz"
     np.savez(path, **arrays)
@@ -118,9 +123,13 @@ def npz_with(tmp_path, **arrays):
     (lambda tmp: WALK, [], "not a readable .npz motion file"),
     (lambda tmp: npz_with(tmp, motion=np.zeros((5, 22, 3))), [], "no `joints` array (it has: motion)"),
     (lambda tmp: npz_with(tmp, joints=np.zeros((5, 21, 3))), [], "must be (T, 22, 3) or (S, T, 22, 3)"),
-    (lambda tmp: npz_with(tmp, joints=np.full((5, 22, 3), np.nan)), [], "not finite (NaN or inf) in frame 0"),
+    (lambda tmp: npz_with(tmp, joints=np.full((5, 22, 3), np.nan)), [], "not finite (NaN or inf) or beyond 1e+06 m in "
+                                                                         "frame 0"),
+    (lambda tmp: npz_with(tmp, joints=np.full((5, 22, 3), 1e300)), [], "or beyond 1e+06 m in frame 0"),
     (lambda tmp: npz_with(tmp, joints=np.zeros((5, 22, 3))), [], "'left_hip' and 'pelvis' coincide in frame 0"),
     (lambda tmp: npz_with(tmp, joints=np.zeros((2, 5, 22, 3))), ["--sample", 2], "--sample 2 is out of range"),
+    (lambda tmp: npz_with(tmp, joints=np.zeros((5, 22, 3))), ["--sample", 3], "--sample 3 does not apply"),
+    (lambda tmp: truncated(npz_with(tmp, joints=np.zeros((5, 22, 3)))), [], "not a readable .npz motion file"),
 ])
 def test_export_bvh_errors_exit_2_and_write_nothing(tmp_path, make_input, extra, message):
     out = tmp_path / "out" / "motion.bvh"
@@ -128,3 +137,19 @@ def test_export_bvh_errors_exit_2_and_write_nothing(tmp_path, make_input, extra,
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
     assert not out.exists() and not any(out.parent.glob("*"))
+
+
+@pytest.mark.parametrize("command, make_output, message", [
+    ("convert", lambda tmp: tmp, "is a folder: give a file name"),
+    ("convert", lambda tmp: (tmp / "a_file").touch() or tmp / "a_file" / "clip.npz", "a_file is a file, not a folder"),
+    ("convert", lambda tmp: tmp / "source.bvh", "is also the input: writing it would destroy the input"),
+    ("export-bvh", lambda tmp: tmp / "source.bvh", "is also the input"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(tmp_path, command, make_output, message):
+    source = tmp_path / "source.bvh"
+    source.write_bytes(WALK.read_bytes())
+    output = make_output(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    result = backend(command, source, output)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert source.read_bytes() == WALK.read_bytes() and sorted(tmp_path.rglob("*")) == before

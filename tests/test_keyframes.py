@@ -198,3 +198,20 @@ def test_bad_keys_are_refused_clearly(motion, frames, message):
     keys = kf.Keyframes.full_poses(frames, np.zeros((len(frames), 22, 3)))
     with pytest.raises(UserError, match=message):
         keys.validate(len(motion))
+
+
+def test_a_key_that_constrains_no_joint_is_refused(motion):
+    keys = kf.Keyframes.from_arrays([0, 10], motion[[0, 10]], np.eye(2, 22, dtype=bool) * [[1], [0]])
+    with pytest.raises(UserError, match=r"keyframe\(s\) \[10\] constrain no joint"):
+        keys.validate(len(motion))
+
+
+@pytest.mark.parametrize("frames, joints, message", [
+    ([0, 1.5], np.zeros((2, 22, 3)), "whole frame numbers"),
+    (["a", "b"], np.zeros((2, 22, 3)), "whole frame numbers"),
+    ([0, 1], [[[0, 0, 0]] * 22, [[0, 0]] * 22], "keys must be numbers"),
+])
+def test_keys_that_are_not_numbers_of_the_right_kind_are_refused(frames, joints, message):
+    with pytest.raises(UserError, match=message):
+        kf.Keyframes.from_arrays(frames, joints)
+    assert kf.Keyframes.from_arrays([0.0, 7.0], np.zeros((2, 22, 3))).frames.tolist() == [0, 7]

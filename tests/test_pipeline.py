@@ -245,3 +245,47 @@ def test_stdio_server_speaks_the_protocol(tiny_checkpoint):
     result = next(e for e in events if e["event"] == "result")
     assert result["joints"].shape == (1, 40, 22, 3) and result["joints"].dtype == np.float32
     assert next(e for e in events if e["id"] == 3)["kind"] == "user"
+
+
+def _serve(stdin: bytes):
+    """The stdio server's events for raw `stdin` bytes (it must end by itself: at shutdown or at the end of input)."""
+    done = subprocess.run([sys.executable, "-m", "backend.server"], cwd=REPO, input=stdin, capture_output=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    return [json.loads(line) for line in done.stdout.decode().splitlines()]
+
+
+def test_stdio_server_answers_malformed_requests_and_keeps_serving(tiny_checkpoint):
+    """Ids and targets that cannot be set keys, bytes that are not UTF-8, and mistyped fields are each answered
+    with an error; the requests after them are still served."""
+    generate = {"op": "generate", "checkpoint": str(tiny_checkpoint)}
+    two_keys = {"frames": [0, 1.5], "joints": [[[0, 0, 0]] * 22] * 2}
+    requests = [{"id": [1], "op": "hello"}, {"id": 2, "op": "cancel", "target": {}},
+                *({"id": i, **generate, "params": params} for i, params in (
+                    (4, {"text": "a jump", "frames": "forty"}), (5, {"text": "a jump", "seed": 1e30}),
+                    (6, {"text": 42}), (7, "walk"), (8, {"text": "a jump", "keys": two_keys}),
+                    (9, {"text": "a jump", "keys": {"frames": [0]}}))),
+                {"id": 10, "op": "hello"}]  # then the end of input: no shutdown request
+    lines = [json.dumps(request).encode() for request in requests]
+    lines.insert(2, b'{"id": 3, "op": "hello", "device": "\xff\xfe"}')
+    events = _serve(b"\n".join(lines) + b"\n")
+    unreadable = [e["kind"] for e in events if e["id"] is None and e["event"] == "error"]
+    assert unreadable == ["protocol", "protocol"]  # the id and the target
+    errors = {e["id"]: e for e in events if e["event"] == "error" and e["id"] is not None}
+    assert {rid: errors[rid]["kind"] for rid in range(3, 10)} == dict.fromkeys(range(3, 10), "user")
+    assert "must be int, got 'forty'" in errors[4]["message"] and "must be int, got 1e+30" in errors[5]["message"]
+    assert "whole frame numbers" in errors[8]["message"] and "request keys must be" in errors[9]["message"]
+    assert (10, "hello") in {(e["id"], e["event"]) for e in events} and events[-1]["event"] == "bye"
+
+
+def test_generate_refuses_an_unwritable_output_before_sampling_and_keeps_existing_files(tmp_path, tiny_checkpoint):
+    user_bvh = tmp_path / "take.bvh"
+    user_bvh.write_text("the user's own take\n")
+    (tmp_path / "outdir").mkdir()
+    done = _cli("generate", "--checkpoint", tiny_checkpoint, "--text", "a person walks", "--seconds", 2,
+                "--out", tmp_path / "outdir", "--bvh", user_bvh)
+    assert done.returncode == 2 and "outdir is a folder: give a file name" in done.stderr
+    assert "sampling" not in done.stderr and user_bvh.read_text() == "the user's own take\n"
+    done = _cli("generate", "--checkpoint", tiny_checkpoint, "--text", "a person walks", "--seconds", "nan",
+                "--out", tmp_path / "o.npz")
+    assert done.returncode == 2 and "'nan' is not a finite number" in done.stderr

@@ -1,5 +1,7 @@
 """Text encoders: CLIP as the official MDM runs it (on the fixture's tiny CLIP), the prompt cache, offline MiniLM,
 and the prompt vocabulary's nearest-caption reading."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -75,6 +77,50 @@ def test_a_file_that_is_not_clip_is_refused(tmp_path):
     torch.save({"weight": torch.zeros(2)}, bogus)
     with pytest.raises(UserError, match="is not a CLIP checkpoint"):
         ClipTextEncoder.from_file(bogus)
+
+
+@pytest.mark.parametrize("form", ["torchscript", "state_dict"])
+def test_a_clip_file_loads_as_clip_would(tmp_path, form):
+    """The official file (a traced TorchScript archive) or a saved state dict gives the weights `clip.load` gives,
+    in the official fp16 (`convert_weights`). A small CLIP with both towers: `build_model` reads its shape from both,
+    one attention head per 64 channels."""
+    import clip
+    torch.manual_seed(0)
+    small = clip.model.CLIP(embed_dim=16, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=16,
+                            context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1,
+                            transformer_layers=1).eval()
+    path = tmp_path / "ViT-B-32.pt"
+    if form == "torchscript":
+        torch.jit.save(torch.jit.trace(small, (torch.zeros(1, 3, 32, 32), clip.tokenize(["a person"]))), str(path))
+    else:
+        torch.save(small.state_dict(), path)
+    ours = ClipTextEncoder.from_file(path)
+    theirs, _ = clip.load(str(path), device="cpu", jit=False)
+    clip.model.convert_weights(theirs)  # as the official `load_and_freeze_clip`
+    assert ours.model.text_projection.dtype == torch.float16
+    for name, tensor in theirs.state_dict().items():
+        torch.testing.assert_close(ours.model.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+
+
+class RunsCode:
+    """A pickled object whose loading runs code: what a malicious weights file carries."""
+    marker = None
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_clip_file_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # what an older torch does by default
+    RunsCode.marker = tmp_path / "ran"
+    path = tmp_path / "ViT-B-32.pt"
+    torch.save({"weight": RunsCode()}, path)
+    with pytest.raises(UserError, match="could run code"):
+        ClipTextEncoder.from_file(path)
+    assert not RunsCode.marker.exists()
+    path.write_bytes(b"")
+    with pytest.raises(UserError, match="not a readable PyTorch checkpoint"):
+        ClipTextEncoder.from_file(path)
 
 
 def test_encoder_choice_follows_the_config(tmp_path):

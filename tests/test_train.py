@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,6 +100,23 @@ def test_bad_config_values_are_named_and_nothing_is_written(tmp_path, data_dir):
                   "bone_length_weight -1"):
         assert named in result.stderr
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda path, config: path.write_text(json.dumps([config])), "must be a JSON object, got a list"),
+    (lambda path, config: path.write_text(json.dumps({**config, "steps": "10"})), "'steps' must be int, got '10'"),
+    (lambda path, config: path.write_text(json.dumps({k: v for k, v in config.items() if k != "data_dir"})),
+     "lacks ['data_dir']"),
+    (lambda path, config: path.write_text(json.dumps({**config, "model": {"layers": 2}})), "unknown keys ['layers']"),
+    (lambda path, config: (Path(config["out_dir"]).mkdir(), (Path(config["out_dir"]) / "train_state.pt").write_bytes(
+        b"")), "train_state.pt is not a readable PyTorch checkpoint"),
+])
+def test_an_unusable_config_or_state_is_named(tmp_path, data_dir, write, message):
+    path = _config(tmp_path, data_dir, "run")
+    write(path, json.loads(path.read_text()))
+    result = subprocess.run([sys.executable, "-m", "backend", "train", "--config", str(path)], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 @pytest.mark.slow

@@ -1,8 +1,21 @@
 """`bench`: speed and memory of the full-size model, our path vs the official recipe, measured in one run."""
 
 
+def frame_list(text: str) -> list[int]:
+    """argparse type: comma-separated positive frame counts ('' = none)."""
+    import argparse
+
+    try:
+        frames = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of frame counts") from None
+    if any(count < 1 for count in frames):
+        raise argparse.ArgumentTypeError(f"frame counts must be at least 1, got {text!r}")
+    return frames
+
+
 def add_arguments(parser):
-    parser.add_argument("--frames", default="120,196",
+    parser.add_argument("--frames", type=frame_list, default="120,196",
                         help="comma-separated clip lengths for the full-size model "
                              "('' measures the embedded model only)")
     parser.add_argument("--steps", type=int, default=50)
@@ -16,5 +29,5 @@ def run(args):
     from ..bench import run_bench
     from ..device import pick_device
 
-    run_bench(pick_device(args.device), [int(f) for f in args.frames.split(",") if f], args.steps, args.repeat,
+    run_bench(pick_device(args.device), args.frames, args.steps, args.repeat,
               args.official_steps_timed)

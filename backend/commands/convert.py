@@ -5,15 +5,15 @@ import numpy as np
 
 from .. import skeleton
 from ..features import joints_to_features
-from ..files import atomic_output
+from ..files import atomic_output, require_writable
 from ..mocap import FAMILIES, load_clip
-from .common import write_motion_npz
+from .common import finite_float, write_motion_npz
 
 
 def add_arguments(parser):
     parser.add_argument("input", help="BVH file (CMU MotionBuilder/ASF/Daz/3dsMax-friendly, iClone CC, or ours)")
     parser.add_argument("output", help="output .npz: joints (T,22,3), features (T-1,263), meta (JSON text)")
-    parser.add_argument("--fps", type=float, help="true frame rate of the BVH (default: its header; CMU headers "
+    parser.add_argument("--fps", type=finite_float, help="true frame rate of the BVH (default: its header; CMU headers "
                         "often lie: use cmu_stated_fps from the mocap index)")
     parser.add_argument("--skip", type=int, default=0, help="leading T-pose frames to drop (default 0)")
     parser.add_argument("--family", choices=sorted(FAMILIES), help="skeleton family (default: detected from the "
@@ -21,6 +21,7 @@ def add_arguments(parser):
 
 
 def run(args):
+    require_writable(args.output, inputs=[args.input])
     clip = load_clip(args.input, fps=args.fps, skip=args.skip, family=args.family)
     features = joints_to_features(clip.joints)
     meta = {

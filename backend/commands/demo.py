@@ -3,6 +3,9 @@ the add-on is built and installed into real Blender (the bpy module, headless) w
 0 is baked onto a Rigify metarig, and the scene is saved with a frame-strip preview of the samples and the rig."""
 from pathlib import Path
 
+from ..files import require_writable
+from .common import finite_float
+
 PROMPT = "a person walks across the room"
 REPO_MODULE = "mdm_demo"  # the user extension repository the demo installs into
 
@@ -10,7 +13,7 @@ REPO_MODULE = "mdm_demo"  # the user extension repository the demo installs into
 def add_arguments(parser):
     parser.add_argument("--out", default="out/demo", help="output folder")
     parser.add_argument("--prompt", default=PROMPT)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=finite_float, default=5.0)
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", help="model folder or official .pt (default: the embedded model)")
@@ -21,6 +24,7 @@ def run(args):
     from .common import progress_bar, save_result
 
     out = Path(args.out).resolve()
+    require_writable(out, folder=True)
     pipeline = Pipeline(args.checkpoint)
     request = MotionRequest(text=args.prompt, frames=round(args.seconds * pipeline.loaded.frames["fps"]),
                             samples=args.samples, seed=args.seed)

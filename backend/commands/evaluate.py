@@ -14,7 +14,8 @@ def add_arguments(parser):
     parser.add_argument("--windows", type=int, help="windows per eval clip (default 2)")
     parser.add_argument("--samples", type=int, help="samples per window and per prompt (default 1)")
     parser.add_argument("--steps", type=int, help="sampling steps (default 50; 0 = all the model's)")
-    parser.add_argument("--frames", type=int, help="window length in frames (default: the model's longest, <= 196)")
+    parser.add_argument("--frames", type=int, help="window length in frames (default or 0: the model's longest, "
+                                                   "<= 196)")
     parser.add_argument("--gaps", type=int, nargs="+", help="key gaps in frames (default 5 10 20 40)")
     parser.add_argument("--methods", nargs="+",
                         help="in-betweening methods besides the model's default (default: all it supports)")
@@ -46,8 +47,8 @@ def check_options(options):
     for name in ("windows_per_clip", "samples", "prompts_per_category"):
         if getattr(options, name) < 1:
             raise UserError(f"--{name.replace('_per_clip', '').replace('_', '-')} must be at least 1")
-    if options.steps < 0 or any(g < 1 for g in options.gaps):
-        raise UserError("--steps must be >= 0 and every --gaps value >= 1")
+    if options.steps < 0 or options.frames < 0 or any(g < 1 for g in options.gaps):
+        raise UserError("--steps and --frames must be >= 0 (0: the model's own) and every --gaps value >= 1")
 
 
 def run(args):
@@ -55,7 +56,9 @@ def run(args):
     import json
     import sys
 
+    from ..errors import UserError
     from ..evaluate import evaluate, format_table, read_eval_rows, write_outputs
+    from ..files import require_writable
     from ..pipeline import Pipeline
 
     def log(message):
@@ -65,9 +68,13 @@ def run(args):
 
     options = options_from(args)
     check_options(options)
+    if args.threads < 0:
+        raise UserError(f"--threads must be >= 0 (0: torch's choice), got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    read_eval_rows(args.data)  # a bad data folder fails before the model loads
+    read_eval_rows(args.data)  # a bad data folder, or an output folder that cannot be written, fails at once
+    if args.out:
+        require_writable(args.out, folder=True)
     # Libraries that print (model loaders) must not corrupt the one JSON object on stdout.
     with contextlib.redirect_stdout(sys.stderr):
         pipeline = Pipeline(args.checkpoint, args.device, clip_path=args.clip)

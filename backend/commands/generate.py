@@ -1,4 +1,5 @@
 """`generate`: text or action -> S motions (joints + features .npz, optional BVH), progress on stderr."""
+from .common import finite_float
 
 
 def add_arguments(parser):
@@ -6,12 +7,12 @@ def add_arguments(parser):
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--text", default="", help="the prompt")
     what.add_argument("--action", default="", help="an action name (see `info`)")
-    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--seconds", type=finite_float, default=6.0)
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=0, help="sampling steps (default: all the model's steps)")
     parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm")
-    parser.add_argument("--guidance", type=float, default=2.5, help="classifier-free guidance scale")
+    parser.add_argument("--guidance", type=finite_float, default=2.5, help="classifier-free guidance scale")
     parser.add_argument("--no-plant-feet", dest="plant_feet", action="store_false",
                         help="keep the model's own root path, even where a planted foot slides")
     parser.add_argument("--literal-prompt", action="store_true",
@@ -25,8 +26,9 @@ def add_arguments(parser):
 
 def run(args):
     from ..pipeline import MotionRequest, Pipeline
-    from .common import progress_bar, save_result
+    from .common import progress_bar, require_outputs, save_result
 
+    require_outputs(args.out, args.bvh)
     pipeline = Pipeline(args.checkpoint, args.device, clip_path=args.clip)
     request = MotionRequest(text=args.text, action=args.action,
                             frames=round(args.seconds * pipeline.loaded.frames["fps"]), samples=args.samples,

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import require_writable
 
 TOLERANCE = 1e-6  # same weights, same code: the outputs should be identical
 
@@ -24,6 +25,7 @@ def run(args):
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} already exists and is not an empty folder; choose a new output folder")
+    require_writable(out, folder=True)
     source = load_checkpoint(args.checkpoint, "cpu", args.mean, args.std, args.args_json)
     meta = {k: v for k, v in source.meta.items() if k != "path"}
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))

@@ -1,6 +1,8 @@
 """`inbetween`: keyed poses (global joint positions at chosen frames) -> motion that passes through every key."""
 from pathlib import Path
 
+from .common import finite_float
+
 
 def add_arguments(parser):
     parser.add_argument("--checkpoint", help="model folder or official .pt (default: the embedded model)")
@@ -15,7 +17,7 @@ def add_arguments(parser):
                         help="keep the model's own feet: do not hold planted feet still between the keys")
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--guidance", type=float, default=2.5)
+    parser.add_argument("--guidance", type=finite_float, default=2.5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--clip", help="CLIP ViT-B/32 weights file (official text models)")
     parser.add_argument("--out", required=True, help="output .npz")
@@ -24,26 +26,28 @@ def add_arguments(parser):
 
 def read_keys(path):
     """A keys .npz -> Keyframes, with a clear error for each way the file can be wrong."""
+    import zipfile
+
     import numpy as np
 
     from ..errors import UserError
     from ..keyframes import Keyframes
 
     if not Path(path).is_file():
-        raise UserError(f"keys file {path} does not exist")
+        raise UserError(f"keys file {path} does not exist" if not Path(path).exists() else f"{path} is not a file")
     try:
         data = np.load(path)
-        frames, joints = data["frames"].astype(np.int64).reshape(-1), data["joints"].astype(np.float64)
-        mask = data["joint_mask"].astype(bool) if "joint_mask" in data.files else np.ones(joints.shape[:2], bool)
-    except (OSError, ValueError, KeyError) as err:
+        arrays = data["frames"], data["joints"], data["joint_mask"] if "joint_mask" in data.files else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise UserError(f"{path} is not a keys file with `frames` (K,) and `joints` (K,22,3): {err}") from None
-    return Keyframes(frames, joints, mask)
+    return Keyframes.from_arrays(*arrays)
 
 
 def run(args):
     from ..pipeline import MotionRequest, Pipeline
-    from .common import progress_bar, save_result
+    from .common import progress_bar, require_outputs, save_result
 
+    require_outputs(args.out, args.bvh, inputs=[args.keys])
     keys = read_keys(args.keys)
     frames = args.frames or (int(keys.frames.max()) + 1 if len(keys.frames) else 0)
     pipeline = Pipeline(args.checkpoint, args.device, clip_path=args.clip)

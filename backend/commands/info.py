@@ -1,6 +1,5 @@
 """`info --checkpoint PATH`: what a checkpoint is (architecture, size, conditions, actions, frame range)."""
 import json
-from pathlib import Path
 
 
 def add_arguments(parser):
@@ -30,9 +29,9 @@ def describe(model, config, meta) -> dict:
 
 
 def run(args):
-    from ..checkpoints import frame_range, load_folder, load_official
+    from ..checkpoints import existing_checkpoint, frame_range, load_folder, load_official
 
-    path = Path(args.checkpoint)
+    path = existing_checkpoint(args.checkpoint)
     if path.is_dir():
         loaded = load_folder(path)
         model, config, meta = loaded.model, loaded.config, loaded.meta

@@ -3,8 +3,10 @@ import time
 from pathlib import Path
 
 from ..data import CAPTIONS_PER_WINDOW, PROCEDURAL_SHARE, Windowing
+from ..files import require_writable
 from ..mocap import DEFAULT_MOCAP_DIR
 from ..procedural import GENERATORS
+from .common import finite_float
 
 DEFAULT_WINDOWING = Windowing()
 
@@ -20,7 +22,7 @@ def add_arguments(parser):
                         help="shortest window (and clip) kept, frames")
     parser.add_argument("--shorter", type=int, default=DEFAULT_WINDOWING.shorter,
                         help="random shorter windows per full window")
-    parser.add_argument("--procedural-share", type=float, default=PROCEDURAL_SHARE,
+    parser.add_argument("--procedural-share", type=finite_float, default=PROCEDURAL_SHARE,
                         help="fraction of all frames that are procedural (idle, turn, wave, crouch, sit)")
     parser.add_argument("--captions-per-window", type=int, default=CAPTIONS_PER_WINDOW,
                         help="paraphrases stored per window")
@@ -46,6 +48,7 @@ def padded_categories(named):
 def run(args):
     from ..data import prepare, write
 
+    require_writable(args.out, folder=True, inputs=[args.mocap])
     started = time.perf_counter()
     windowing = Windowing(args.window, args.stride, args.min_length, args.shorter)
     dataset, mean, std, summary = prepare(args.mocap, windowing, args.procedural_share, args.captions_per_window,
