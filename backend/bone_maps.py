@@ -194,7 +194,8 @@ def map_by_hierarchy(bone_names, parents, heads) -> dict:
     The pelvis is the first bone (from the root down) with three branches: two ending low (legs) and one that
     splits three ways higher up (spine, then neck and two arms). In a leg the knee is the bone whose head is
     nearest half the leg's height; in an arm the wrist is the first bone with several children (fingers) or the
-    leaf; the head is the first neck bone that branches or ends. Left is the branch on +X.
+    leaf; the head is the first neck bone that branches or ends; leaf children along a chain (twist bones) are passed
+    over. Left is the branch on +X.
     """
     heads = np.asarray(heads, dtype=float)
     children = [[] for _ in bone_names]
@@ -208,10 +209,20 @@ def map_by_hierarchy(bone_names, parents, heads) -> dict:
             out.append(max(children[out[-1]], key=lambda c: _depth(c, children)))
         return out
 
-    def single(b):  # down while there is exactly one child
+    def along(b, c, d):  # c's head lies inside the segment from b's head to d's (where a twist bone sits)
+        segment, offset = heads[d] - heads[b], heads[c] - heads[b]
+        length = np.linalg.norm(segment)
+        t = offset @ segment / max(length**2, 1e-12)
+        return 0.2 < t < 0.8 and np.linalg.norm(offset - t * segment) < 0.1 * length
+
+    def single(b):  # down a chain until it branches (the hand's fingers) or ends, past twist bones along it
         out = [b]
-        while len(children[out[-1]]) == 1:
-            out.append(children[out[-1]][0])
+        while children[out[-1]]:
+            far = max(children[out[-1]], key=lambda c: np.linalg.norm(heads[c] - heads[out[-1]]))
+            ahead = [c for c in children[out[-1]] if c == far or children[c] or not along(out[-1], c, far)]
+            if len(ahead) > 1:
+                break
+            out.append(far)
         return out
 
     for pelvis in _breadth_first(parents, children):

@@ -74,6 +74,11 @@ class Keyframes:
             raise UserError(f"keyframe(s) {empty.tolist()} constrain no joint (their joint mask is all False)")
 
 
+def mirrored(keys: Keyframes) -> Keyframes:
+    """The keys of the left/right mirror image (`features.mirror_joints`; each joint's mask goes with it)."""
+    return Keyframes(keys.frames, features.mirror_joints(keys.joints), keys.joint_mask[:, skeleton.MIRROR_JOINTS])
+
+
 def heading(pose):
     """(..., 22, 3) -> (origin (..., 3) on the floor under the pelvis, yaw (...,) radians of the facing direction).
 

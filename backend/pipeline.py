@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import features, keyframes, planting, skeleton
+from . import captions, features, keyframes, planting, skeleton
 from .checkpoints import LoadedModel, load_checkpoint
 from .device import pick_device
 from .diffusion import make_schedule
@@ -54,13 +54,24 @@ class MotionRequest:
 
 
 def _continuation(motion, window, overlap):
-    """The new frames of a chained `window` (its first `overlap` frames sit exactly on `motion`'s last ones).
-    Keys pin only the keyed frames, so the first new frame may jump; it is moved to continue `motion` at its last
-    velocity, and the move fades out over SEAM_BLEND frames (raised cosine)."""
-    new = window[overlap:]
-    jump = 2 * motion[-1] - motion[-2] - new[0]  # (22, 3)
-    fade = 0.5 * (1 + np.cos(np.pi * np.minimum(np.arange(len(new)), SEAM_BLEND) / SEAM_BLEND))
-    return new + fade[:, None, None] * jump
+    """The new frames of a chained `window` (its first `overlap` frames sit near `motion`'s last ones, which it was
+    keyed on). The model follows keyed positions but not their pace: its first new frame may jump, and it may set
+    off faster or slower than `motion` ended. Over SEAM_BLEND frames the new frames go from continuing `motion` at
+    its last velocity to the window's own motion: the root's horizontal velocity is blended from `motion`'s last to
+    the window's (the body keeps the offset this leaves, rigidly), and every joint's remaining offset from that
+    continuation decays to zero, with zero velocity at both ends (a cubic Hermite, as in inertialization)."""
+    new = window[overlap:].copy()
+    ground = [0, 2]  # x, z
+    # Raised-cosine weight of the window's own root velocity: 0 at the first new frame, 1 from SEAM_BLEND on.
+    own = 0.5 * (1 - np.cos(np.pi * np.minimum(np.arange(len(new)), SEAM_BLEND) / SEAM_BLEND))
+    root = np.concatenate([motion[-1:, 0, ground], new[:, 0, ground]])  # (1 + N, 2)
+    last = motion[-1, 0, ground] - motion[-2, 0, ground]
+    velocity = last + own[:, None] * (np.diff(root, axis=0) - last)  # (N, 2)
+    new[:, :, ground] += (root[0] + np.cumsum(velocity, axis=0) - root[1:])[:, None, :]
+    offset = 2 * motion[-1] - motion[-2] - new[0]  # (22, 3) from continuing at the last velocity
+    slope = (motion[-1] - motion[-2]) - (new[1] - new[0])  # (22, 3) per frame
+    s = np.minimum(np.arange(len(new)), SEAM_BLEND)[:, None, None] / SEAM_BLEND
+    return new + offset * (2 * s**3 - 3 * s**2 + 1) + slope * SEAM_BLEND * (s**3 - 2 * s**2 + s)
 
 
 @dataclass(frozen=True)
@@ -210,7 +221,16 @@ class Pipeline:
         return self._sample(request, prompt, progress, cancelled)
 
     def _sample(self, request: MotionRequest, prompt: str, progress, cancelled) -> MotionResult:
-        """One validated window whose keys are on the reference skeleton."""
+        """One validated window whose keys are on the reference skeleton. A prompt naming the side our models do not
+        tell apart is sampled as its mirror image (`samples_mirrored`)."""
+        if self.samples_mirrored(prompt):
+            keys = None if request.keys is None else keyframes.mirrored(request.keys)
+            result = self._sample(replace(request, keys=keys), captions.mirror_caption(prompt), progress, cancelled)
+            joints = features.mirror_joints(result.joints)
+            read_as = result.meta["prompt_read_as"]
+            meta = {**result.meta, "prompt": prompt, "sampled_mirrored": True,
+                    "prompt_read_as": read_as and captions.mirror_caption(read_as)}
+            return MotionResult(joints, clip_features(joints).astype(np.float32), meta)
         began = time.perf_counter()
         text_embed, reading = self.read_prompt(prompt, request.literal_prompt)
         method = self._inbetween_method(request)
@@ -395,6 +415,14 @@ class Pipeline:
             as_motion = lambda a: torch.from_numpy(a).T[None, :, None, :].expand(S, -1, -1, -1).to(self.device)
             cond["keyframe_values"], cond["keyframe_mask"] = as_motion(values), as_motion(mask)
         return cond
+
+    def samples_mirrored(self, prompt: str) -> bool:
+        """Whether `prompt` is sampled as its left/right mirror image, the result mirrored back: a prompt that names
+        only the right side, on a model trained by our own command (it ships its captions). Sentence embeddings
+        hardly tell "left" from "right" (cosine 0.95-0.98), so such a model answers both sides with one motion,
+        and the embedded one with the left side's (docs/benchmarks.md); its data holds each clip mirrored, so the
+        mirrored request is as likely as the asked one. Official models read CLIP and are sampled as given."""
+        return self.loaded.vocabulary is not None and captions.sides_named(prompt) == {"right"}
 
     def read_prompt(self, prompt: str, literal=False) -> tuple[torch.Tensor | None, dict]:
         """The [1, D] text condition of `prompt` (None for models without text) and how it was read. A model that

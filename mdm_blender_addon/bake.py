@@ -56,9 +56,12 @@ class RigTarget:
 
     @classmethod
     def read(cls, ob):
-        """The armature as plain data. Raises UserError when its animation cannot be written now."""
+        """The armature as plain data. Raises UserError when its animation cannot be written now, or would not
+        show the motion (an unevenly scaled object shears its bones)."""
         require_writable(ob)
-        return cls(ob.name, rig.read_rig(ob), {pose_bone.name: pose_bone.rotation_mode for pose_bone in ob.pose.bones},
+        description = rig.read_rig(ob)
+        description.require_even_scale(ob.name)
+        return cls(ob.name, description, {pose_bone.name: pose_bone.rotation_mode for pose_bone in ob.pose.bones},
                    custom_properties(ob))
 
 

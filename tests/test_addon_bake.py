@@ -385,6 +385,20 @@ def test_a_linked_rig_is_refused(addon, walk, tmp_path):
     assert scene_state() == before and linked_ob.animation_data is None
 
 
+def test_an_unevenly_scaled_rig_is_refused(addon, walk):
+    """Blender shears the posed bones of an unevenly scaled object off the directions solved for them."""
+    import bpy
+    ob = blender_util.add_mixamo_rig(addon)
+    ob.scale = (0.01, 0.01, 0.0125)
+    bpy.context.scene.mdm.target = ob
+    before = scene_state()
+    with pytest.raises(RuntimeError, match="'Mixamo' is scaled unevenly .*apply its scale"):
+        bpy.ops.mdm.bake()
+    assert scene_state() == before
+    ob.scale = (-0.01, 0.01, 0.01)  # a mirror is an even scale
+    assert bpy.ops.mdm.bake() == {'FINISHED'}
+
+
 def test_constrained_bones_are_named_after_a_bake(addon, walk):
     """An IK on a shin overrides the keys there: the bake says which bones will not show the motion."""
     import bpy

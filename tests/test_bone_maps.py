@@ -66,6 +66,23 @@ def test_hierarchy_fallback_on_renamed_bones(family):
     assert set(REQUIRED_JOINTS) <= set(agree)
 
 
+@pytest.mark.parametrize("family", ["cmu_mb", "cmu_daz"])
+def test_hierarchy_fallback_passes_twist_bones(family):
+    """Renamed rigs often carry twist bones: leaves whose heads sit along the upper arm, forearm, thigh and shin.
+    They are passed over; the map is the one without them."""
+    names, parents, heads = bvh_skeleton(BVH_FILES[family])
+    renamed = [f"bone{i:03d}" for i in range(len(names))]
+    plain = bone_maps.detect(renamed, parents, heads).mapping
+    index = {name: i for i, name in enumerate(renamed)}
+    for joint, child in (("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("right_shoulder",
+                         "right_elbow"), ("right_elbow", "right_wrist"), ("left_hip", "left_knee")):
+        bone, end = index[plain[joint]], index[plain[child]]
+        renamed.append(f"twist{len(renamed):03d}")
+        parents = [*parents, bone]
+        heads = np.concatenate([heads, [(heads[bone] + heads[end]) / 2]])
+    assert bone_maps.detect(renamed, parents, heads).mapping == plain
+
+
 def test_unreal_mannequins_are_told_apart():
     ue4 = list(bone_maps.PRESETS["ue4_mannequin"].values())
     ue5 = ue4 + ["spine_04", "spine_05", "neck_02"]

@@ -5,7 +5,8 @@ import pytest
 import blender_util
 from backend.errors import UserError
 from backend.keyframes import Keyframes
-from backend.pipeline import CHAIN_OVERLAP, MotionRequest, Pipeline, chain_windows, on_reference_skeleton
+from backend.pipeline import (CHAIN_OVERLAP, SEAM_BLEND, MotionRequest, Pipeline, _continuation, chain_windows,
+                              on_reference_skeleton)
 from conftest import HUMANML_SAMPLE_DIR
 
 MOTION = np.load(HUMANML_SAMPLE_DIR / "new_joints_012314.npy").astype(np.float64)  # (170, 22, 3), tests only
@@ -42,6 +43,26 @@ def test_a_long_clip_continues_each_window_from_the_last(pipeline):
     others = np.delete(step, seams, axis=1)
     assert (step[:, seams] <= others.max(axis=1, keepdims=True) + 1e-6).all()
     assert np.isfinite(result.features).all()
+
+
+def test_a_window_that_sets_off_at_another_pace_is_eased_in():
+    """The motion so far walks slowly; the next window, keyed on its last frames, sets off fast and bends an arm.
+    The seam keeps the last velocity, eases into the window's own over SEAM_BLEND frames, and then is the window's
+    motion, moved rigidly along the ground by what the easing left."""
+    pose = MOTION[0]
+    slow, fast = np.array([0.0, 0.0, 0.01]), np.array([0.0, 0.0, 0.05])  # metres per frame
+    motion = pose + slow * np.arange(40)[:, None, None]
+    window = motion[-CHAIN_OVERLAP:][-1] + fast * np.arange(1, 41)[:, None, None]
+    window[:, 20] += [0.0, 0.1, 0.0]  # the right wrist jumps up at the window's first new frame
+    window = np.concatenate([motion[-CHAIN_OVERLAP:], window])
+    new = _continuation(motion, window, CHAIN_OVERLAP)
+    joined = np.concatenate([motion, new])
+    velocity = np.diff(joined, axis=0)
+    np.testing.assert_allclose(new[0], 2 * motion[-1] - motion[-2])  # the first new frame continues the motion
+    change = np.linalg.norm(np.diff(velocity, axis=0), axis=-1).max(axis=-1)  # (T-2,) largest joint's, per frame
+    assert change.max() < 0.25 * np.linalg.norm(fast - slow)  # eased (0.16 of it): never the whole change at once
+    after = new[SEAM_BLEND:] - window[CHAIN_OVERLAP + SEAM_BLEND:]  # (N, 22, 3)
+    np.testing.assert_allclose(after, np.broadcast_to(after[:1, :1] * [1, 0, 1], after.shape), atol=1e-9)
 
 
 def test_too_long_clips_and_too_far_apart_keys_are_refused(pipeline):

@@ -133,6 +133,26 @@ def test_a_prompt_that_names_a_side_is_read_as_a_caption_of_that_side(known_capt
         assert reading["prompt_read_as"] == f"a person waves the {side} hand."
 
 
+def test_a_prompt_naming_the_right_side_is_the_left_sides_motion_mirrored(known_captions, pipeline, motion):
+    """Sentence embeddings hardly tell the sides apart, so our models sample the right side as the left one's mirror
+    image; keys go through the mirror and back, and are met. Official models (no captions) sample the prompt as
+    given."""
+    from backend.features import mirror_joints
+
+    request = MotionRequest(frames=40, samples=2, seed=4)
+    right = known_captions.generate(replace(request, text="someone waves with the right hand"))
+    left = known_captions.generate(replace(request, text="someone waves with the left hand"))
+    np.testing.assert_array_equal(right.joints, mirror_joints(left.joints))
+    assert right.meta["sampled_mirrored"] and right.meta["prompt_read_as"] == "a person waves the right hand."
+    assert right.meta["prompt"] == "someone waves with the right hand"
+    keys = keyframes.Keyframes.full_poses([0, 39], motion[[0, 39]])
+    keyed = known_captions.generate(replace(request, text="someone waves with the right hand", keys=keys))
+    assert keyed.meta["sampled_mirrored"]
+    assert max(keyframes.keyframe_error(joints, keys) for joints in keyed.joints) < 1e-6
+    assert not pipeline.samples_mirrored("someone waves with the right hand")
+    assert not known_captions.samples_mirrored("the left hand passes the cup to the right hand")
+
+
 def test_a_model_without_captions_reads_prompts_as_typed(pipeline):
     embedding, reading = pipeline.read_prompt("a man walks ahead casually.")
     assert reading == {"prompt_read_as": None, "prompt_similarity": None}
