@@ -8,6 +8,11 @@ class UserError(Exception):
     """Bad input or an unusable file: the message says what is wrong and what to do; nothing was written."""
 
 
+class SamplingCancelled(Exception):
+    """The request's `cancelled()` returned True: sampling stopped before the next model call; nothing was made.
+    Here, not in `samplers`, so that reporting it needs no torch."""
+
+
 def first_line(err: BaseException) -> str:
     """The first line of an exception's message, for quoting it in a UserError (its type when it has none)."""
     return (str(err).splitlines() or [type(err).__name__])[0]

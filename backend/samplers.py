@@ -10,16 +10,13 @@ from typing import Callable, NamedTuple, Optional
 import torch
 
 from .diffusion import DiffusionSchedule, extract, q_posterior_mean_variance
+from .errors import SamplingCancelled
 from .guidance import classifier_free_guidance
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t [B,...], t [B] respaced) -> x0_hat
 NoiseSampler = Callable[[torch.Tensor], torch.Tensor]  # like -> N(0, I) with like's shape, dtype and device
 Progress = Callable[[int, int], None]  # (steps done, total steps)
 Cancelled = Callable[[], bool]
-
-
-class SamplingCancelled(Exception):
-    """`cancelled()` returned True: sampling stopped before the next model call; nothing was produced."""
 
 
 def gaussian_noise(generator: torch.Generator) -> NoiseSampler:

@@ -21,7 +21,7 @@ class Service:
 
     def handle(self, request: dict, emit, cancelled=lambda: False):
         """Run one request, reporting through `emit(event)`. Never raises: failures become `error` events."""
-        from .errors import UserError
+        from .errors import SamplingCancelled, UserError
 
         rid, op = request.get("id"), request.get("op")
         try:
@@ -31,12 +31,9 @@ class Service:
             handler(request, lambda event: emit({"id": rid, **event}), cancelled)
         except UserError as err:
             emit({"id": rid, "event": "error", "kind": "user", "message": str(err)})
+        except SamplingCancelled:
+            emit({"id": rid, "event": "cancelled"})
         except Exception as err:  # the message reaches the user; the traceback goes to the log
-            from .samplers import SamplingCancelled
-
-            if isinstance(err, SamplingCancelled):
-                emit({"id": rid, "event": "cancelled"})
-                return
             emit({"id": rid, "event": "error", "kind": "internal",
                   "message": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
 

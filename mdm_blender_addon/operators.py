@@ -6,6 +6,7 @@ to, if any (loading an unknown model first). From scripts, in background mode an
 synchronously. Every other operator is synchronous.
 """
 import functools
+from dataclasses import dataclass
 
 import bpy
 import numpy as np
@@ -440,11 +441,11 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
     plan = None
     if target is not None:  # read the rig now: a rig that cannot be baked fails before any sampling
         bone_map, detection = rig.bone_map_for_bake(target)
-        plan = (target.name, bake.RigTarget.read(target), bone_map, detection, scene.mdm.root_mode,
+        plan = (Handle.of(target), bake.RigTarget.read(target), bone_map, detection, scene.mdm.root_mode,
                 scene.mdm.root_bone, bake.scene_fps(scene))
     prefs = preferences.get(context)
     request = {"op": "generate", **prefs.model_fields(), "params": params}
-    label, scene_name = (prompt or action)[:40], scene.name  # plain values: no bpy data off the main thread
+    label, scene_handle = (prompt or action)[:40], Handle.of(scene)  # plain values: no bpy data off the main thread
 
     def prepare(event):  # worker thread: numpy only
         meta = event["meta"]
@@ -459,10 +460,8 @@ def generate_job(context, prompt="", action="", seconds=4.0, samples=3, seed=0, 
 
     def on_result(prepared):  # main thread: the only scene writes (data looked up again: undo may reload it)
         event, generated, channels = prepared
-        ob = _object(plan[0]) if channels is not None else None
-        scene = bpy.data.scenes.get(scene_name)
-        if scene is None:
-            raise UserError(f"the scene '{scene_name}' was removed while generating; nothing was added")
+        ob = plan[0].find(bpy.data.objects, "armature") if channels is not None else None
+        scene = scene_handle.find(bpy.data.scenes, "scene")
         remember_info(key, event.get("info"))
         for motion in generated:
             motions.add_to_scene(scene, motion)
@@ -513,11 +512,24 @@ class MDM_OT_generate(BackendJobOperator, bpy.types.Operator):
                             **{name: getattr(self, name) for name in GENERATE_ARGS})
 
 
-def _object(name):
-    ob = bpy.data.objects.get(name)
-    if ob is None:
-        raise UserError(f"the armature '{name}' was removed while the motion was being generated; nothing baked")
-    return ob
+@dataclass(frozen=True)
+class Handle:
+    """A data-block as a job's worker thread may hold it: by its session id, which survives renames and undo (an
+    undo step reloads the data, so no Python reference does), with its name for messages."""
+    uid: int
+    name: str
+
+    @classmethod
+    def of(cls, block):
+        return cls(block.session_uid, block.name)
+
+    def find(self, collection, kind: str):
+        """The data-block again, from `collection` (`bpy.data.objects`, ...); UserError if it was removed (another
+        block that took its name is not it)."""
+        block = next((block for block in collection if block.session_uid == self.uid), None)
+        if block is None:
+            raise UserError(f"the {kind} '{self.name}' was removed while the job ran; nothing was written")
+        return block
 
 
 def inbetween_job(context, target="", frame_range=None, prompt="", seed=0, guidance=2.5, hold_root=True,
@@ -556,7 +568,7 @@ def inbetween_job(context, target="", frame_range=None, prompt="", seed=0, guida
                   keys={"frames": keys.frames.tolist(), "joints": keys.joints.tolist(),
                         "joint_mask": keys.joint_mask.tolist()})
     request = {"op": "generate", **prefs.model_fields(), "params": params}
-    name, first = ob.name, int(frames[0])
+    handle, first = Handle.of(ob), int(frames[0])
 
     def prepare(event):  # worker thread: numpy only
         motion = event["joints"][0].astype(np.float64)
@@ -569,12 +581,12 @@ def inbetween_job(context, target="", frame_range=None, prompt="", seed=0, guida
         return channels
 
     def on_result(channels):
-        target = _object(name)
+        target = handle.find(bpy.data.objects, "armature")
         if detection is not None:
             rig.store_detection(target, detection)
         added = bake.write_inbetween(target, channels, first, key_values)
         note = rig.constraint_note(target, (channel.bone for channel in channels))
-        return (f"In-betweened frames {first}-{int(frames[-1])} of {name} ({len(frames)} keys, {added} new "
+        return (f"In-betweened frames {first}-{int(frames[-1])} of {target.name} ({len(frames)} keys, {added} new "
                 f"keys){note}")
 
     return BackendJob(prefs.transport(), request, on_result, prepare, label="In-between")

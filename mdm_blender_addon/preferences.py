@@ -21,7 +21,8 @@ class MDM_AddonPreferences(bpy.types.AddonPreferences):
     python: StringProperty(name="Python", subtype='FILE_PATH',
                            description="Python executable with torch installed, for the subprocess backend")
     timeout: FloatProperty(name="Timeout", default=600.0, min=1.0, unit='TIME_ABSOLUTE',
-                           description="A subprocess request running longer than this is stopped (seconds)")
+                           description="A subprocess backend that reports nothing for this long (no progress) "
+                                       "is stopped (seconds)")
     checkpoint_source: EnumProperty(
         name="Model",
         items=(("DEFAULT", "Embedded", "The default model shipped with the add-on"),

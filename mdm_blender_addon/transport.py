@@ -11,12 +11,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 PROTOCOL_VERSION = 1
 # Events that answer a request (docs/protocol.md): after one of them the request is over.
 ANSWER_EVENTS = ("result", "info", "hello", "error", "cancelled", "bye")
 HANDSHAKE_TIMEOUT_S = 60.0  # a cold start imports torch (seconds; more on a first CUDA initialisation)
+LOG_TAIL_LINES = 5  # the backend's last log lines, quoted when it fails to start
 EXTENSION_DIR = Path(__file__).resolve().parent  # holds the bundled `backend/` package
 
 
@@ -31,10 +33,18 @@ class Job:
         self.id = request_id
         self.events = queue.Queue()
         self._cancel = cancel
-        self.started = time.monotonic()
+        self.heard = time.monotonic()  # when the backend last said something about it (the timeout counts from here)
 
     def cancel(self):
         self._cancel()
+
+
+def python_command(python) -> str:
+    """The backend Python to run: this one by default; a path made absolute (the process starts in another
+    folder), a bare command name left to PATH."""
+    if not python:
+        return sys.executable
+    return str(Path(python).absolute()) if os.path.sep in str(python) else str(python)
 
 
 def torch_importable() -> bool:
@@ -92,7 +102,7 @@ class SubprocessTransport:
     """`PYTHON -m backend.server` (the stdio server), started on first use, kept warm, restarted after a crash."""
 
     def __init__(self, python, timeout_s=600.0, backend_dir=EXTENSION_DIR):
-        self.python = python or sys.executable
+        self.python = python_command(python)
         self.timeout_s = timeout_s
         self.backend_dir = Path(backend_dir)
         self._process = None
@@ -102,6 +112,9 @@ class SubprocessTransport:
         self._start_lock = threading.Lock()  # one start at a time; requests are written in submit order
         self._write_lock = threading.Lock()
         self._hello = None  # the handshake's answer arrives here (or an error, if the process dies first)
+        self._handshaken = False
+        self._cancelled = set()  # ids whose cancel may have come before the request reached the backend
+        self._log_tail = deque(maxlen=LOG_TAIL_LINES)
         self._threads = []
 
     # ------------------------------------------------------------------ process life
@@ -110,12 +123,14 @@ class SubprocessTransport:
             raise TransportError(f"backend Python {self.python} does not exist: set it in the add-on preferences")
         env = {**os.environ, "PYTHONPATH": str(self.backend_dir), "PYTHONUNBUFFERED": "1"}
         try:
+            # Bytes that are not UTF-8 (a C library's log) must neither stop the log reader nor the event reader.
             self._process = subprocess.Popen(
-                [self.python, "-m", "backend.server"], cwd=self.backend_dir, env=env, text=True,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1)
+                [self.python, "-m", "backend.server"], cwd=self.backend_dir, env=env, text=True, encoding="utf-8",
+                errors="replace", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1)
         except OSError as err:
             raise TransportError(f"cannot start the backend with {self.python}: {err}") from None
-        self._hello = queue.Queue()
+        self._hello, self._handshaken = queue.Queue(), False
+        self._log_tail.clear()
         self._threads = [threading.Thread(target=target, args=(self._process,), name=name, daemon=True)
                          for target, name in ((self._read_events, "mdm-backend-events"),
                                               (self._drain_stderr, "mdm-backend-log"))]
@@ -130,12 +145,15 @@ class SubprocessTransport:
                                  f"{HANDSHAKE_TIMEOUT_S:.0f} s") from None
         if hello.get("event") == "error":  # the process died, printed garbage or failed before answering
             self._kill()
-            raise TransportError(f"the backend ({self.python}) failed to start: {hello['message']}. Its Python needs "
-                                 "torch: set one in the add-on preferences (Python)")
+            log = " | ".join(line.strip() for line in self._log_tail if line.strip())
+            raise TransportError(f"the backend ({self.python}) failed to start: {hello['message']}"
+                                 + (f" [its log ends: {log}]" if log else "")
+                                 + ". Its Python needs torch: set one in the add-on preferences (Python)")
         if hello.get("event") != "hello" or hello.get("protocol") != PROTOCOL_VERSION:
             self._kill()
             raise TransportError(f"the backend speaks protocol {hello.get('protocol')!r}, this add-on speaks "
                                  f"{PROTOCOL_VERSION}: {hello.get('message', '')}")
+        self._handshaken = True
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -185,15 +203,33 @@ class SubprocessTransport:
     def _deliver(self, job, request):
         try:
             with self._start_lock:
-                if not self.alive():
+                if not self.alive() and not self._cancelled_before_sent(job):
                     self._start()
-                self._send(request)
+                if not self._cancelled_before_sent(job):  # a cancel during the start could not be sent
+                    self._send(request)
         except TransportError as err:
-            with self._lock:
-                self._jobs.pop(job.id, None)
-            job.events.put({"id": job.id, "event": "error", "kind": "transport", "message": str(err)})
+            self._answer(job, {"id": job.id, "event": "error", "kind": "transport", "message": str(err)})
+
+    def _cancelled_before_sent(self, job) -> bool:
+        """Answer `job` as cancelled if it was, before its request was written; whether it was."""
+        with self._lock:
+            cancelled = job.id in self._cancelled
+        if cancelled:
+            self._answer(job, {"id": job.id, "event": "cancelled"})
+        return cancelled
+
+    def _answer(self, job, event):
+        """Give `job` its final event from this side (the backend never saw the request)."""
+        with self._lock:
+            self._jobs.pop(job.id, None)
+            self._cancelled.discard(job.id)
+        job.events.put(event)
 
     def _cancel(self, rid):
+        with self._lock:
+            if rid not in self._jobs:  # already answered
+                return
+            self._cancelled.add(rid)  # seen by `_deliver` if the request has not been written yet
         if self.alive():
             try:
                 self._send({"op": "cancel", "target": rid})
@@ -201,16 +237,18 @@ class SubprocessTransport:
                 pass
 
     def check_timeouts(self):
-        """Fail (and kill the backend for) any job running past the timeout; called from the job engine's tick."""
+        """Fail (and kill the backend for) any job the backend has said nothing about for the timeout (a hang: a
+        long generation reports progress every step); called from the job engine's tick."""
         with self._lock:
-            late = [job for job in self._jobs.values() if time.monotonic() - job.started > self.timeout_s]
+            late = [job for job in self._jobs.values() if time.monotonic() - job.heard > self.timeout_s]
         if late:
-            self._crash(f"the backend did not finish within {self.timeout_s:.0f} s; it was stopped")
+            self._crash(f"the backend said nothing for {self.timeout_s:.0f} s (no progress); it was stopped")
 
     def _crash(self, message):
         """Fail every pending job with `message` and stop the process; the next submit starts a fresh one."""
         with self._lock:
             jobs, self._jobs = list(self._jobs.values()), {}
+            self._cancelled.clear()
         for job in jobs:
             job.events.put({"id": job.id, "event": "error", "kind": "transport", "message": message})
         if self._hello is not None:
@@ -236,15 +274,21 @@ class SubprocessTransport:
                 job = self._jobs.get(event.get("id"))
                 if job is not None and event["event"] in ANSWER_EVENTS:
                     del self._jobs[event["id"]]
+                    self._cancelled.discard(event["id"])
             if job is not None:
+                job.heard = time.monotonic()
                 job.events.put(event)
         if process is self._process:
             code = process.wait()
+            if not self._handshaken:  # `_start` reports it, with the log's last lines, to the job it starts for
+                self._hello.put({"event": "error", "message": f"the process exited (code {code})"})
+                return
             self._crash(f"the backend process exited (code {code}); see the console for its log")
 
     def _drain_stderr(self, process):
         """Forward the backend's log to Blender's console (and keep the pipe from filling up)."""
         for line in process.stderr:
+            self._log_tail.append(line)
             sys.stderr.write(f"[mdm backend] {line}")
 
 
@@ -259,8 +303,9 @@ def shared(kind: str, python=None, timeout_s=600.0):
     if kind == "IN_PROCESS":
         return _SHARED.setdefault(kind, InProcessTransport())
     current = _SHARED.get(kind)
-    if current is not None and current.python != (python or sys.executable):
-        current.close()
+    if current is not None and current.python != python_command(python):
+        # Closed off the main thread: a hung old backend takes seconds to give up (then it is killed).
+        threading.Thread(target=current.close, name="mdm-backend-close", daemon=True).start()
         current = None
     if current is None:
         current = _SHARED[kind] = SubprocessTransport(python, timeout_s)

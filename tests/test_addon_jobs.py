@@ -8,6 +8,7 @@ import gc
 import json
 import stat
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -303,6 +304,16 @@ if mode == "die":
     sys.exit(3)
 if mode == "hang":
     time.sleep(600)
+if mode == "noisy":  # a C library's log that is not UTF-8, more than a pipe holds, then an exit
+    sys.stderr.buffer.write(b"\xe9t\xe9 log\n" * 20000)
+    sys.stderr.flush()
+    sys.exit(3)
+if mode == "slow":  # slower than the timeout in all, but never silent for as long
+    for done in range(2, 7):
+        time.sleep(1)
+        print(json.dumps({"id": request["id"], "event": "progress", "done": done, "total": 10}), flush=True)
+    print(json.dumps({"id": request["id"], "event": "error", "kind": "user", "message": "slow but alive"}), flush=True)
+    sys.exit(0)  # so that the next request starts the real backend
 print("Traceback (most recent call last): oops", flush=True)  # garbage on the protocol channel
 time.sleep(600)
 '''
@@ -323,8 +334,10 @@ def misbehaving_python(tmp_path, mode):
 
 @pytest.mark.parametrize("mode, message", [
     ("die", "backend process exited"),
-    ("hang", "did not finish within 3 s"),
+    ("hang", "said nothing for 3 s"),
     ("garbage", "not protocol"),
+    ("noisy", "backend process exited"),
+    ("slow", "slow but alive"),
 ])
 def test_a_misbehaving_subprocess_fails_clearly_then_recovers(addon, tmp_path, mode, message):
     import bpy
@@ -337,6 +350,62 @@ def test_a_misbehaving_subprocess_fails_clearly_then_recovers(addon, tmp_path, m
     assert scene_state() == before
     prefs.timeout = 120.0  # same Python (now the real backend), a fresh process
     assert bpy.ops.mdm.generate(prompt="a person walks", seconds=2.0, samples=1) == {'FINISHED'}
+
+
+def test_a_cancel_while_the_backend_starts_is_kept(addon):
+    """The first request starts the process (seconds: torch imports); a cancel in that time used to be dropped,
+    and the whole generation ran."""
+    transport = addon.transport.SubprocessTransport(str(blender_util.TORCH_PYTHON), 120.0)
+    try:
+        prefs = addon.preferences.get()
+        job = transport.submit({"op": "generate", **prefs.model_fields(),
+                                "params": {"text": "a person walks", "frames": 120, "samples": 16}})
+        job.cancel()
+        events = [job.events.get(timeout=120)]
+        while events[-1]["event"] not in addon.transport.ANSWER_EVENTS:
+            events.append(job.events.get(timeout=120))
+        assert [event["event"] for event in events] == ["cancelled"]
+    finally:
+        transport.close()
+
+
+def test_a_python_without_torch_is_named_with_its_log(addon, tmp_path):
+    """A Python that has numpy but no torch (another Blender's, say) fails the handshake: the job says so."""
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\nexec {blender_util.TORCH_PYTHON} -c \"import runpy, sys; sys.modules['torch'] = "
+                      "None; runpy.run_module('backend.server', run_name='__main__')\"\n")
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    transport = addon.transport.SubprocessTransport(str(python), 120.0)
+    try:
+        event = transport.submit({"op": "hello"}).events.get(timeout=120)
+    finally:
+        transport.close()
+    assert event["event"] == "error" and "failed to start" in event["message"]
+    assert "No module named 'torch'" in event["message"] or "import of torch halted" in event["message"]
+    assert "Its Python needs torch" in event["message"]
+    assert addon.transport.python_command("bin/python") == str(Path("bin/python").absolute())  # started elsewhere
+
+
+def test_a_target_replaced_mid_job_is_not_baked_and_a_renamed_one_is(addon):
+    """The job finds its rig again by identity: another armature that took its name is not it."""
+    import bpy
+    use(addon, "SUBPROCESS")
+    scene = bpy.context.scene
+    scene.mdm.target = rig = blender_util.add_rigify_metarig()
+    assert bpy.ops.mdm.check_backend() == {'FINISHED'}
+    job = addon.operators.generate_job(bpy.context, prompt="a person walks", seconds=2.0, samples=1)
+    bpy.data.objects.remove(rig)
+    impostor = blender_util.add_mixamo_rig(addon)
+    impostor.name = "metarig"
+    before = scene_state()
+    tick_to_end(job)
+    assert job.state == "failed" and "the armature 'metarig' was removed" in job.message
+    assert scene_state() == before and impostor.animation_data is None
+    scene.mdm.target = rig = blender_util.add_rigify_metarig()
+    job = addon.operators.generate_job(bpy.context, prompt="a person walks", seconds=2.0, samples=1)
+    rig.name = "Hero"
+    tick_to_end(job)
+    assert job.state == "done" and "onto Hero" in job.message and rig.animation_data.action is not None
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
