@@ -293,8 +293,8 @@ def remember_info(model_key: str, info) -> dict:
 
 
 def stop_active_job():
-    """Cancel the running job and drop its timer and status text. For unregister: Blender frees a modal operator
-    without calling its `cancel` when its class goes away."""
+    """Cancel the running job and drop its timer and status text. For unregister and file loads: Blender frees a
+    modal operator without calling its `cancel` when its class goes away."""
     if ACTIVE["job"] is not None:
         ACTIVE["job"].cancel()
         _release_active(bpy.context)
@@ -635,8 +635,25 @@ class MDM_OT_cancel_job(bpy.types.Operator):
         return {'FINISHED'}
 
 
-register, unregister = bpy.utils.register_classes_factory((
+@bpy.app.handlers.persistent
+def stop_job_before_a_file_loads(*_):
+    """A file load frees the modal operator and its window; a job left in ACTIVE would grey out Generate for good
+    (its result could not land anyway: the scene and rig it was for are gone)."""
+    stop_active_job()
+
+
+register_classes, unregister_classes = bpy.utils.register_classes_factory((
     MDM_OT_import_motion, MDM_OT_remove_motion, MDM_OT_add_skeleton, MDM_OT_detect_bone_map,
     MDM_OT_apply_bone_map_preset, MDM_OT_bake, MDM_OT_restore_action, MDM_OT_preview, MDM_OT_check_backend,
     MDM_OT_generate, MDM_OT_inbetween, MDM_OT_cancel_job,
 ))
+
+
+def register():
+    register_classes()
+    bpy.app.handlers.load_pre.append(stop_job_before_a_file_loads)
+
+
+def unregister():
+    bpy.app.handlers.load_pre.remove(stop_job_before_a_file_loads)
+    unregister_classes()

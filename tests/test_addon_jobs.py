@@ -234,6 +234,21 @@ def test_disabling_the_addon_mid_job_cancels_it_and_leaves_no_job(addon, extensi
     assert module.operators.MDM_OT_generate.poll(bpy.context)
 
 
+def test_loading_a_file_mid_job_cancels_it_and_leaves_no_job(addon):
+    """A file load frees the modal operator: the job must not stay active behind it and grey out Generate."""
+    import bpy
+    use(addon, "SUBPROCESS")
+    job = addon.operators.generate_job(bpy.context, prompt="a person walks", seconds=6.0, samples=16)
+    job.start()
+    addon.operators.ACTIVE["job"] = job  # as the modal operator leaves it while the job runs
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert job.message == "cancelling..." and addon.operators.ACTIVE == {"job": None, "timer": None}
+    assert addon.operators.MDM_OT_generate.poll(bpy.context)
+    while job.tick():
+        time.sleep(0.01)
+    assert job.state == "cancelled"
+
+
 def tick_to_end(job, poll_s=0.02, limit_s=120):
     # Collect what earlier tests left behind first, so a garbage collection of it cannot land in a measured tick
     # (once, in a whole run, one in-between tick measured 143 ms of CPU time; alone the same test's longest is 7 ms).
@@ -308,10 +323,10 @@ if mode == "noisy":  # a C library's log that is not UTF-8, more than a pipe hol
     sys.stderr.buffer.write(b"\xe9t\xe9 log\n" * 20000)
     sys.stderr.flush()
     sys.exit(3)
-if mode == "slow":  # slower than the timeout in all, but never silent for as long
-    for done in range(2, 7):
-        time.sleep(1)
-        print(json.dumps({"id": request["id"], "event": "progress", "done": done, "total": 10}), flush=True)
+if mode == "slow":  # slower than the timeout in all, but never silent for long
+    for done in range(2, 18):
+        time.sleep(0.25)
+        print(json.dumps({"id": request["id"], "event": "progress", "done": done, "total": 20}), flush=True)
     print(json.dumps({"id": request["id"], "event": "error", "kind": "user", "message": "slow but alive"}), flush=True)
     sys.exit(0)  # so that the next request starts the real backend
 print("Traceback (most recent call last): oops", flush=True)  # garbage on the protocol channel
