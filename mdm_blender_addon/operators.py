@@ -191,7 +191,7 @@ class MDM_OT_bake(bpy.types.Operator):
 
 
 class MDM_OT_restore_action(bpy.types.Operator):
-    """Bring back the action the last bake replaced on the target (the baked action is kept)"""
+    """Bring back the action the target had before this add-on's bakes (the baked actions are kept)"""
     bl_idname = "mdm.restore_action"
     bl_label = "Restore Previous Action"
     bl_options = {'REGISTER', 'UNDO'}
