@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import skeleton
-from .errors import UserError, first_line
+from .errors import NUMPY_FILE_ERRORS, UserError, first_line
 from .model import MDM, MDMConfig
 from .text import PromptVocabulary
 
@@ -144,7 +144,7 @@ def read_stats(path, config: MDMConfig, positive=False) -> np.ndarray:
         raise UserError(f"feature statistics file {path} does not exist")
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
+    except NUMPY_FILE_ERRORS as err:
         raise UserError(f"{path} is not a readable .npy array: {err}") from None
     if not isinstance(array, np.ndarray):  # an .npz archive (or a zipped .pt) loads as a dict of arrays
         array.close()

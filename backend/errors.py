@@ -2,6 +2,10 @@
 checks that phrase one."""
 import math
 import typing
+import zipfile
+
+# What np.load raises on a file that is not a readable .npy/.npz (truncated, corrupt, another format).
+NUMPY_FILE_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
 class UserError(Exception):

@@ -8,8 +8,6 @@ meta), `error` (message, kind "user" | "internal"), `cancelled`. See docs/protoc
 import platform
 import traceback
 
-import numpy as np
-
 PROTOCOL_VERSION = 1
 BACKEND_VERSION = "0.1.0"
 

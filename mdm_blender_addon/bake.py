@@ -307,13 +307,21 @@ def current_fcurves(ob):
     bags = channelbags(action, animation_data.action_slot)
     if not bags:
         return {}, None
-    return _by_channel(fc for bag in bags for fc in bag.fcurves), fcurve_maker(action, bags[0])
+    return _by_channel(slot_fcurves(action, animation_data.action_slot)), fcurve_maker(action, bags[0])
 
 
 def channelbags(action, slot) -> list:
     """The channelbags that hold `action`'s curves for `slot` (4.4+), over its layers and strips."""
     bags = [strip.channelbag(slot) for layer in action.layers for strip in layer.strips] if slot else []
     return [bag for bag in bags if bag is not None]
+
+
+def slot_fcurves(action, slot) -> list:
+    """The F-curves `action` plays for `slot`: the slot's channelbags on 4.4+, `Action.fcurves` on 4.2/4.3 (which
+    have no slots: `slot` is ignored)."""
+    if not HAS_SLOTS:
+        return list(action.fcurves)
+    return [fc for bag in channelbags(action, slot) for fc in bag.fcurves]
 
 
 def _by_channel(fcurves) -> dict:
@@ -329,9 +337,7 @@ def nla_channels(ob) -> set:
             return set().union(*map(strip_channels, strip.strips))
         if strip.action is None:
             return set()
-        fcurves = (strip.action.fcurves if not HAS_SLOTS else
-                   [fc for bag in channelbags(strip.action, strip.action_slot) for fc in bag.fcurves])
-        return set(_by_channel(fcurves))
+        return set(_by_channel(slot_fcurves(strip.action, strip.action_slot if HAS_SLOTS else None)))
     tracks = ob.animation_data.nla_tracks if ob.animation_data else ()
     return set().union(*(strip_channels(strip) for track in tracks if not track.mute for strip in track.strips))
 

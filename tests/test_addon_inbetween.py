@@ -53,6 +53,15 @@ def curve_points(ob):
             for fc in blender_util.action_fcurves(ob.animation_data.action, ob)}
 
 
+def assert_refused(ob, message, **inbetween):
+    """The in-between is refused with `message`, and the scene and `ob`'s keys are left exactly as they were."""
+    import bpy
+    before, points = scene_state(), curve_points(ob)
+    with pytest.raises(RuntimeError, match=message):
+        bpy.ops.mdm.inbetween(**inbetween)
+    assert scene_state() == before and curve_points(ob) == points
+
+
 def joint_track(ob, frames):
     """(F, J, 3) world heads of the bones the map drives, at each scene frame."""
     import bpy
@@ -158,10 +167,8 @@ def test_inbetween_on_a_generated_rigify_rig_keys_its_controls(addon):
 
     ob.pose.bones["thigh_parent.L"]["IK_FK"] = 0.0  # the left leg shown through its IK controls at the second key
     ob.pose.bones["thigh_parent.L"].keyframe_insert('["IK_FK"]', frame=keys[1])
-    state, points = scene_state(), curve_points(ob)
-    with pytest.raises(RuntimeError, match=rf'at frame {keys[1]}, thigh_parent.L\["IK_FK"\] .* is 0; .*FK'):
-        bpy.ops.mdm.inbetween(frame_start=keys[0], frame_end=keys[1])
-    assert scene_state() == state and curve_points(ob) == points
+    assert_refused(ob, rf'at frame {keys[1]}, thigh_parent.L\["IK_FK"\] .* is 0; .*FK', frame_start=keys[0],
+                   frame_end=keys[1])
 
 
 def test_selected_keys_set_the_range_and_one_undo_restores(addon):
@@ -215,20 +222,14 @@ def test_keys_too_far_apart_for_the_model_are_refused(addon):
     import bpy
     use(addon, "SUBPROCESS")
     ob = keyed_metarig({1: KEYS[1], 181: KEYS[13]}, {1: PELVIS_PATH[1], 181: PELVIS_PATH[13]})
-    before, points = scene_state(), curve_points(ob)
-    with pytest.raises(RuntimeError, match="keys at 0.00 s and 7.50 s are too far apart"):
-        bpy.ops.mdm.inbetween(frame_start=1, frame_end=181)
-    assert scene_state() == before and curve_points(ob) == points
+    assert_refused(ob, "keys at 0.00 s and 7.50 s are too far apart", frame_start=1, frame_end=181)
 
 
 def test_fewer_than_two_keys_is_refused(addon):
     import bpy
     use(addon, "SUBPROCESS")
     ob = keyed_metarig()
-    before, points = scene_state(), curve_points(ob)
-    with pytest.raises(RuntimeError, match="at least two keyed frames .* between frames 2 and 20; found 1"):
-        bpy.ops.mdm.inbetween(frame_start=2, frame_end=20)
-    assert scene_state() == before and curve_points(ob) == points
+    assert_refused(ob, "at least two keyed frames .* between frames 2 and 20; found 1", frame_start=2, frame_end=20)
 
 
 def test_keys_on_an_unmapped_rig_are_refused(addon):
@@ -239,10 +240,7 @@ def test_keys_on_an_unmapped_rig_are_refused(addon):
     for frame in (1, 10):
         ob.pose.bones["Bone"].keyframe_insert("rotation_quaternion", frame=frame)
     bpy.context.scene.mdm.target = ob
-    before = scene_state()
-    with pytest.raises(RuntimeError, match="pelvis"):
-        bpy.ops.mdm.inbetween(frame_start=1, frame_end=10)
-    assert scene_state() == before
+    assert_refused(ob, "pelvis", frame_start=1, frame_end=10)
 
 
 def test_keys_closer_than_a_model_frame_are_refused(addon):
@@ -251,10 +249,7 @@ def test_keys_closer_than_a_model_frame_are_refused(addon):
     ob = keyed_metarig()
     bpy.context.scene.render.fps = 60
     ob.pose.bones["spine"].keyframe_insert("location", frame=2)  # 1/60 s after the key at frame 1
-    before = scene_state()
-    with pytest.raises(RuntimeError, match="keys at frames 1 and 2 are closer than one model frame"):
-        bpy.ops.mdm.inbetween(frame_start=1, frame_end=25)
-    assert scene_state() == before
+    assert_refused(ob, "keys at frames 1 and 2 are closer than one model frame", frame_start=1, frame_end=25)
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
@@ -309,10 +304,7 @@ def test_a_rig_blender_does_not_evaluate_is_refused(addon):
     use(addon, "SUBPROCESS")
     ob = keyed_metarig()
     ob.hide_viewport = True
-    before, points = scene_state(), curve_points(ob)
-    with pytest.raises(RuntimeError, match="is not evaluated in this view layer"):
-        bpy.ops.mdm.inbetween(frame_start=1, frame_end=25)
-    assert scene_state() == before and curve_points(ob) == points
+    assert_refused(ob, "is not evaluated in this view layer", frame_start=1, frame_end=25)
 
 
 def test_a_bone_map_naming_a_missing_bone_is_refused(addon):
@@ -321,10 +313,7 @@ def test_a_bone_map_naming_a_missing_bone_is_refused(addon):
     ob = keyed_metarig()
     assert bpy.ops.mdm.detect_bone_map() == {'FINISHED'}
     next(row for row in ob.data.mdm.bone_map if row.bone == "forearm.L").bone = "forearm.L.renamed"
-    before, points = scene_state(), curve_points(ob)
-    with pytest.raises(RuntimeError, match="bone 'forearm.L.renamed' is not in the armature"):
-        bpy.ops.mdm.inbetween(frame_start=1, frame_end=25)
-    assert scene_state() == before and curve_points(ob) == points
+    assert_refused(ob, "bone 'forearm.L.renamed' is not in the armature", frame_start=1, frame_end=25)
 
 
 def test_inbetween_is_greyed_out_in_edit_mode(addon):

@@ -46,15 +46,20 @@ def write_motion_npz(path, joints, features, meta):
         np.savez(f, joints=joints, features=features, meta=np.array(json.dumps(meta)))
 
 
+def result_paths(out_path, bvh_path=None) -> tuple:
+    """The files a sampled result is written to: the .npz, and the BVH when one is asked for."""
+    return (out_path, bvh_path) if bvh_path else (out_path,)
+
+
 def require_outputs(out_path, bvh_path=None, inputs=()):
     """`files.require_writable` for a command's .npz and optional BVH, before any sampling."""
-    for path in (out_path, *([bvh_path] if bvh_path else [])):
+    for path in result_paths(out_path, bvh_path):
         require_writable(path, inputs=inputs)
 
 
 def save_result(result, out_path, bvh_path=None):
     """`joints` (S,T,22,3), `features` (S,T,263) and `meta` (JSON text) to .npz; sample 0 as BVH."""
-    with atomic_outputs(out_path, *([bvh_path] if bvh_path else [])) as temps:
+    with atomic_outputs(*result_paths(out_path, bvh_path)) as temps:
         write_motion_npz(temps[0], result.joints, result.features, result.meta)
         if bvh_path:
             from ..bvh import write_bvh

@@ -1,13 +1,12 @@
 """`export-bvh IN.npz OUT.bvh`: 22-joint motion -> BVH on a T-pose skeleton with the motion's bone lengths."""
 import json
 import sys
-import zipfile
 
 import numpy as np
 
 from .. import skeleton
 from ..bvh import write_bvh
-from ..errors import UserError
+from ..errors import NUMPY_FILE_ERRORS, UserError
 from ..files import atomic_output, require_writable
 from .common import finite_float
 
@@ -49,7 +48,7 @@ def _read_motion(path):
             meta = meta if isinstance(meta, dict) else {}
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # ValueError: also a bad meta's JSON
+    except NUMPY_FILE_ERRORS as err:  # ValueError also covers a bad meta's JSON
         raise UserError(f"{path}: not a readable .npz motion file ({err})") from None
     shape = (skeleton.NUM_JOINTS, 3)
     if joints.ndim not in (3, 4) or joints.shape[-2:] != shape or joints.shape[-3] < 1:

@@ -26,11 +26,9 @@ def add_arguments(parser):
 
 def read_keys(path):
     """A keys .npz -> Keyframes, with a clear error for each way the file can be wrong."""
-    import zipfile
-
     import numpy as np
 
-    from ..errors import UserError
+    from ..errors import NUMPY_FILE_ERRORS, UserError
     from ..keyframes import Keyframes
 
     if not Path(path).is_file():
@@ -38,7 +36,7 @@ def read_keys(path):
     try:
         data = np.load(path)
         arrays = data["frames"], data["joints"], data["joint_mask"] if "joint_mask" in data.files else None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+    except (*NUMPY_FILE_ERRORS, KeyError) as err:
         raise UserError(f"{path} is not a keys file with `frames` (K,) and `joints` (K,22,3): {err}") from None
     return Keyframes.from_arrays(*arrays)
 
