@@ -308,7 +308,7 @@ def test_cancel_writes_nothing_and_the_next_job_runs(addon, kind):
 
 
 FAKE_BACKEND = r'''
-import json, sys, time
+import json, os, sys, time
 hello = json.loads(sys.stdin.readline())
 print(json.dumps({"id": hello["id"], "event": "hello", "protocol": 1, "backend": "fake", "python": "3",
                   "torch": "0", "device": "cpu"}), flush=True)
@@ -328,7 +328,8 @@ if mode == "slow":  # slower than the timeout in all, but never silent for long
         time.sleep(0.25)
         print(json.dumps({"id": request["id"], "event": "progress", "done": done, "total": 20}), flush=True)
     print(json.dumps({"id": request["id"], "event": "error", "kind": "user", "message": "slow but alive"}), flush=True)
-    sys.exit(0)  # so that the next request starts the real backend
+    # The process stays up, as a backend that answered does; from now on it is the real one, for the next request.
+    os.execv(sys.executable, [sys.executable, "-m", "backend.server"])
 print("Traceback (most recent call last): oops", flush=True)  # garbage on the protocol channel
 time.sleep(600)
 '''
@@ -363,7 +364,7 @@ def test_a_misbehaving_subprocess_fails_clearly_then_recovers(addon, tmp_path, m
     with pytest.raises(RuntimeError, match=message):
         bpy.ops.mdm.generate(prompt="a person walks", seconds=2.0, samples=1)
     assert scene_state() == before
-    prefs.timeout = 120.0  # same Python (now the real backend), a fresh process
+    prefs.timeout = 120.0  # same Python, now the real backend: a fresh process (the slow one's own, exec'd)
     assert bpy.ops.mdm.generate(prompt="a person walks", seconds=2.0, samples=1) == {'FINISHED'}
 
 
